@@ -1,0 +1,55 @@
+# usbprintd — developer entry points. `make run` and `make test` are all a newcomer needs.
+PYTHON   ?= /usr/bin/python3
+VENV     ?= .venv
+STATE    ?= .state
+PY       := $(VENV)/bin/python
+PIP      := $(VENV)/bin/pip
+APT_TEST := netcat-openbsd cups qemu-system-x86 busybox-static p910nd shellcheck chromium \
+            avahi-utils avahi-daemon socat kmod libusb-1.0-0 python3-venv procps
+
+.PHONY: run test test-deps venv lint unit integration e2e browser bench ipk clean
+
+$(VENV)/.installed: pyproject.toml
+	@$(PYTHON) -m venv --help >/dev/null 2>&1 && $(PYTHON) -c 'import ensurepip' 2>/dev/null || \
+		{ echo "installing python3-venv"; apt-get install -y -qq python3-venv >/dev/null; }
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q -e '.[test,dev,mdns]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+run: venv
+	$(VENV)/bin/usbprintd dev --state-dir $(STATE)
+
+test-deps:
+	@missing=$$(for p in $(APT_TEST); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing: $$missing"; \
+		apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+test: test-deps venv
+	$(VENV)/bin/ruff check src tests bench
+	$(PY) -m pytest -q tests/unit tests/integration
+	$(MAKE) e2e browser
+
+unit: venv
+	$(PY) -m pytest -q tests/unit
+
+integration: venv
+	$(PY) -m pytest -q tests/integration
+
+e2e: venv
+	$(PY) -m pytest -q tests/e2e
+
+browser: venv
+	$(PY) -m pytest -q tests/browser
+
+lint: venv
+	$(VENV)/bin/ruff check src tests bench
+
+bench: test-deps venv
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) $(STATE) build dist

@@ -1,0 +1,3 @@
+from usbprintd.cli import main
+
+raise SystemExit(main())

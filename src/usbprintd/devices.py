@@ -1,0 +1,204 @@
+"""Printer devices behind one small interface.
+
+A `Device` describes where a printer's bytes go; `open()` gives a `Channel` for one job.
+Character devices (usblp, ptys, /dev/null) and FIFOs are driven non-blocking from the event
+loop; regular files and the virtual spool directory are written directly (they never block for
+long). A write error raises `DeviceError`, which fails the job, never the daemon.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import os
+import stat
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+BACKCHANNEL_CHUNK = 4096
+# usblp allows one opener; another program (or a firmware upload) may hold it for a moment.
+OPEN_RETRY_ERRNOS = {errno.EBUSY, errno.EAGAIN}
+OPEN_RETRY_SECONDS = 5.0
+
+
+class DeviceError(Exception):
+    """The printer device failed; the message says how (shown in the job record)."""
+
+
+def _describe(err: OSError) -> str:
+    return os.strerror(err.errno) if err.errno else str(err)
+
+
+class Channel:
+    """One job's open connection to the printer."""
+
+    fd: int | None = None
+    can_read = False
+
+    async def write(self, data: memoryview) -> None:
+        raise NotImplementedError
+
+    async def read(self) -> bytes:
+        """Back-channel bytes from the printer; b'' means the printer will send no more."""
+        return b""
+
+    async def flush(self) -> None:
+        """Return once the device has taken every byte written so far."""
+
+    def close(self, completed: bool) -> None:
+        raise NotImplementedError
+
+
+class PollingChannel(Channel):
+    """A non-blocking fd whose readiness the event loop watches (char devices, FIFOs)."""
+
+    def __init__(self, fd: int, can_read: bool) -> None:
+        self.fd = fd
+        self.can_read = can_read
+        self.stalled_since: float | None = None
+
+    async def _ready(self, watch_writable: bool) -> None:
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
+        add, remove = (
+            (loop.add_writer, loop.remove_writer) if watch_writable
+            else (loop.add_reader, loop.remove_reader)
+        )
+        add(self.fd, lambda: waiter.done() or waiter.set_result(None))
+        try:
+            await waiter
+        finally:
+            remove(self.fd)
+
+    async def write(self, data: memoryview) -> None:
+        while data:
+            try:
+                written = os.write(self.fd, data)
+            except BlockingIOError:
+                # The printer is not taking data (busy, paper out): wait without a timeout.
+                if self.stalled_since is None:
+                    self.stalled_since = time.monotonic()
+                await self._ready(watch_writable=True)
+                continue
+            except OSError as err:
+                raise DeviceError(f"write failed: {_describe(err)}") from err
+            self.stalled_since = None
+            data = data[written:]
+
+    async def flush(self) -> None:
+        # usblp reports writable only when its last URB completed.
+        await self._ready(watch_writable=True)
+
+    async def read(self) -> bytes:
+        while True:
+            try:
+                return os.read(self.fd, BACKCHANNEL_CHUNK)
+            except BlockingIOError:
+                await self._ready(watch_writable=False)
+            except OSError as err:
+                if err.errno == errno.EIO:  # pty whose other side closed: no more status
+                    return b""
+                raise DeviceError(f"read failed: {_describe(err)}") from err
+
+    def close(self, completed: bool) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+class FileChannel(Channel):
+    """A regular file: writes complete at once, so there is nothing to poll."""
+
+    def __init__(self, fd: int, path: Path, final_path: Path | None = None) -> None:
+        self.fd = fd
+        self.path = path
+        self.final_path = final_path
+
+    async def write(self, data: memoryview) -> None:
+        try:
+            while data:
+                data = data[os.write(self.fd, data):]
+        except OSError as err:
+            raise DeviceError(f"write failed: {_describe(err)}") from err
+
+    def close(self, completed: bool) -> None:
+        if self.fd is None:
+            return
+        os.close(self.fd)
+        self.fd = None
+        if self.final_path is not None:
+            target = self.final_path if completed else self.final_path.with_suffix(".incomplete")
+            os.replace(self.path, target)
+            log.info("spooled job to %s", target)
+
+
+@dataclass
+class Device:
+    """Where a printer's data goes, as named by the config's `device` option or the USB layer."""
+
+    path: str
+    kind: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.kind = device_kind(self.path)
+
+    @property
+    def present(self) -> bool:
+        return os.path.exists(self.path)
+
+    async def open(self, bidirectional: bool) -> Channel:
+        deadline = time.monotonic() + OPEN_RETRY_SECONDS
+        while True:
+            try:
+                return self._open_now(bidirectional)
+            except OSError as err:
+                if err.errno in OPEN_RETRY_ERRNOS and time.monotonic() < deadline:
+                    await asyncio.sleep(0.2)
+                    continue
+                raise DeviceError(f"cannot open {self.path}: {_describe(err)}") from err
+
+    def _open_now(self, bidirectional: bool) -> Channel:
+        if self.kind == "spool":
+            return _open_spool_file(Path(self.path))
+        if self.kind == "file":
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+            return FileChannel(fd, Path(self.path))
+        if self.kind == "fifo":
+            # O_RDWR keeps the open from failing while no reader is attached yet.
+            fd = os.open(self.path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+            return PollingChannel(fd, can_read=False)
+        mode = os.O_RDWR if bidirectional else os.O_WRONLY
+        fd = os.open(self.path, mode | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
+        return PollingChannel(fd, can_read=bidirectional)
+
+
+def device_kind(path: str) -> str:
+    """'spool' (directory), 'char', 'fifo' or 'file'; a missing path counts as a char device."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return "char"
+    if stat.S_ISDIR(mode):
+        return "spool"
+    if stat.S_ISFIFO(mode):
+        return "fifo"
+    if stat.S_ISREG(mode):
+        return "file"
+    return "char"
+
+
+def _open_spool_file(directory: Path) -> FileChannel:
+    """Each job becomes its own file; it gets its final name only once it is complete."""
+    while True:
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        name = f"job-{stamp}-{time.time_ns() % 1_000_000_000:09d}"
+        part = directory / f".{name}.part"
+        try:
+            fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        except FileExistsError:
+            continue
+        return FileChannel(fd, part, final_path=directory / f"{name}.prn")

@@ -1,0 +1,285 @@
+"""The one owner of state: configured printers, where their devices are, and their servers.
+
+Runs on the event loop thread only. Other threads (the web server) read `snapshot()` results and
+submit commands through `usbprintd.core.Core`, never touching this object directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, replace
+from typing import Any
+
+from usbprintd.appsocket import PrintServer
+from usbprintd.config import (
+    GLOBAL_NAME,
+    GLOBAL_TYPE,
+    PRINTER_TYPE,
+    Config,
+    PrinterSettings,
+    format_value,
+    next_free_port,
+    parse_config,
+    section_name_for,
+    validate_global_form,
+    validate_printer_form,
+)
+from usbprintd.devices import Device
+from usbprintd.jobs import JobJournal, Outcome
+from usbprintd.reconcile import Attachment, Target, desired_targets, plan_changes
+from usbprintd.uci import AddSection, ConfigStore, DeleteSection, SetOption, UciChange, UciError
+
+log = logging.getLogger(__name__)
+
+Errors = dict[str, str]
+
+
+class Registry:
+    def __init__(self, store: ConfigStore) -> None:
+        self.store = store
+        self.config = Config()
+        self.config_error = ""
+        self.journals: dict[str, JobJournal] = {}
+        self.servers: dict[str, tuple[Target, PrintServer]] = {}
+        self.usb_attachments: dict[str, Attachment] = {}
+        self._pinned: dict[str, Attachment] = {}
+        self._subscribers: list[Callable[[], None]] = []
+        self._stopping: list[asyncio.Task[None]] = []
+        self._reported_issues: set[str] = set()
+        self._global_section: str | None = None
+
+    # --- observers -----------------------------------------------------------------------------
+
+    def subscribe(self, callback: Callable[[], None]) -> None:
+        """`callback` runs (on the loop) after anything a snapshot shows may have changed."""
+        self._subscribers.append(callback)
+
+    def changed(self) -> None:
+        for callback in self._subscribers:
+            callback()
+
+    # --- configuration -----------------------------------------------------------------------
+
+    def reload(self) -> bool:
+        """Re-read the store and converge; a broken file keeps the last good config serving."""
+        try:
+            sections = self.store.load()
+        except (UciError, OSError) as err:
+            self.config_error = f"{self.store.description}: {err}"
+            log.error("configuration not loaded, keeping the last good one: %s", self.config_error)
+            self.changed()
+            return False
+        self.config = parse_config(sections)
+        self._global_section = next(
+            (s.name for s in sections if s.type == GLOBAL_TYPE), None)
+        self.config_error = ""
+        self._report_issues()
+        self._apply_log_level()
+        self.reconcile()
+        return True
+
+    def _report_issues(self) -> None:
+        current = {str(issue) for issue in self.config.issues}
+        for issue in self.config.issues:
+            if str(issue) not in self._reported_issues:
+                level = logging.WARNING if issue.severity == "warning" else logging.ERROR
+                log.log(level, "config: %s", issue)
+        self._reported_issues = current
+
+    def _apply_log_level(self) -> None:
+        level = getattr(logging, self.config.settings.log_level.upper(), logging.INFO)
+        logging.getLogger("usbprintd").setLevel(level)
+
+    def apply_changes(self, changes: list[UciChange]) -> Errors:
+        """Write to UCI (the owner's action) and converge on the result."""
+        try:
+            self.store.apply(changes)
+        except (UciError, OSError) as err:
+            log.error("configuration not saved: %s", err)
+            return {"_": f"not saved: {err}"}
+        self.reload()
+        return {}
+
+    def update_printer(self, section: str, form: Mapping[str, str]) -> Errors:
+        values, errors = validate_printer_form(self.config, section, dict(form))
+        if errors:
+            return errors
+        log.info("printer %s: settings changed: %s", section, ", ".join(sorted(values)))
+        return self.apply_changes(
+            [SetOption(section, key, format_value(value)) for key, value in values.items()]
+        )
+
+    def update_settings(self, form: Mapping[str, str]) -> Errors:
+        values, errors = validate_global_form(dict(form))
+        if errors:
+            return errors
+        changes: list[UciChange] = []
+        section = self._global_section
+        if section is None:
+            section = GLOBAL_NAME
+            changes.append(AddSection(GLOBAL_TYPE, section))
+        changes += [SetOption(section, k, format_value(v)) for k, v in values.items()]
+        return self.apply_changes(changes)
+
+    def add_printer(self, label: str, values: Mapping[str, Any]) -> str:
+        """A new printer section with the next free port (autoadd; one UCI write)."""
+        section = section_name_for(label, (p.section for p in self.config.printers))
+        settings = PrinterSettings(section=section, name=label, port=next_free_port(self.config))
+        settings = replace(settings, **values)
+        changes: list[UciChange] = [AddSection(PRINTER_TYPE, section)]
+        changes += [SetOption(section, f, format_value(getattr(settings, f)))
+                    for f in ("enabled", "name", "usb_id", "serial", "usb_path", "port",
+                              "bidirectional", "firmware", "mdns")]
+        log.info("new printer '%s' saved as section %s on port %d", label, section, settings.port)
+        errors = self.apply_changes(changes)
+        if errors:
+            raise UciError(errors["_"])
+        return section
+
+    def forget_printer(self, section: str) -> Errors:
+        if self.config.printer(section) is None:
+            return {"section": f"no printer '{section}'"}
+        if section in self.attachments():
+            return {"section": "only an absent printer can be forgotten"}
+        self.journals.pop(section, None)
+        return self.apply_changes([DeleteSection(section)])
+
+    # --- presence ------------------------------------------------------------------------------
+
+    def attachments(self) -> dict[str, Attachment]:
+        result = dict(self._pinned)
+        result.update(self.usb_attachments)
+        return result
+
+    def set_usb_attachment(self, section: str, attachment: Attachment | None) -> None:
+        """Called by the USB layer when a printer's device appears, changes state or goes."""
+        if attachment is None:
+            self.usb_attachments.pop(section, None)
+        else:
+            self.usb_attachments[section] = attachment
+        self.reconcile()
+
+    def _pinned_attachments(self) -> dict[str, Attachment]:
+        """Printers whose config names a device path are present while that path exists."""
+        return {
+            p.section: Attachment(p.device)
+            for p in self.config.printers
+            if p.device and p.section not in self.usb_attachments and os.path.exists(p.device)
+        }
+
+    def check_pinned_devices(self) -> None:
+        if self._pinned_attachments() != self._pinned:
+            self.reconcile()
+
+    # --- convergence ---------------------------------------------------------------------------
+
+    def reconcile(self) -> None:
+        self._pinned = self._pinned_attachments()
+        desired = desired_targets(self.config, self.attachments())
+        current = {section: target for section, (target, _) in self.servers.items()}
+        plan = plan_changes(current, desired)
+        for section in plan.stop:
+            _, server = self.servers.pop(section)
+            gone = self.config.printer(section) is None
+            reason = "printer removed from the configuration" if gone else "printer unplugged"
+            self._track(server.stop(Outcome.ABORTED if gone else Outcome.FAILED, reason))
+            log.info("%s: no longer served (%s)", section, reason)
+        for section in plan.start:
+            self._start_server(section, desired[section])
+        for section in plan.update:
+            _, server = self.servers[section]
+            self.servers[section] = (desired[section], server)
+            server.update(desired[section].spec)
+        if not plan.empty:
+            self._log_served(plan.start + plan.update)
+        self.changed()
+
+    def _start_server(self, section: str, target: Target) -> None:
+        journal = self.journals.setdefault(section, JobJournal(section))
+        server = PrintServer(section, Device(target.device_path), target.spec, journal,
+                             on_change=self.changed)
+        self.servers[section] = (target, server)
+        server.start()
+
+    def _log_served(self, sections: tuple[str, ...]) -> None:
+        for section in sections:
+            target, server = self.servers[section]
+            printer = self.config.printer(section)
+            name = printer.display_name if printer else section
+            if server.listeners:
+                log.info("serving '%s' (%s) on %s", name, target.device_path,
+                         ", ".join(server.addresses))
+            elif not target.spec.accepting:
+                log.info("'%s' (%s) is present but not accepting jobs: %s", name,
+                         target.device_path, self.printer_state(section))
+
+    def _track(self, task: asyncio.Task[None] | None) -> None:
+        if task is not None:
+            self._stopping.append(task)
+            task.add_done_callback(self._stopping.remove)
+
+    async def shutdown(self) -> None:
+        """Stop every server; jobs in progress are ended and accounted as aborted."""
+        for section in list(self.servers):
+            _, server = self.servers.pop(section)
+            self._track(server.stop(Outcome.ABORTED, "daemon stopping"))
+        if self._stopping:
+            await asyncio.gather(*self._stopping, return_exceptions=True)
+
+    # --- snapshots -----------------------------------------------------------------------------
+
+    def printer_state(self, section: str) -> str:
+        printer = self.config.printer(section)
+        attachment = self.attachments().get(section)
+        entry = self.servers.get(section)
+        if printer is None:
+            return "unknown"
+        if not printer.valid:
+            return "error"
+        if attachment is None:
+            return "absent"
+        if not printer.enabled:
+            return "disabled"
+        if attachment.state != "online":
+            return attachment.state
+        if entry is not None and entry[1].bind_error:
+            return "error"
+        return "serving"
+
+    def snapshot(self) -> dict[str, Any]:
+        """A plain, JSON-ready copy of everything the web page shows."""
+        settings = asdict(self.config.settings)
+        settings.pop("password_hash", None)
+        return {
+            "settings": settings,
+            "config_error": self.config_error,
+            "issues": [asdict(issue) for issue in self.config.issues],
+            "printers": [self._printer_snapshot(p) for p in self.config.printers],
+        }
+
+    def _printer_snapshot(self, printer: PrinterSettings) -> dict[str, Any]:
+        attachment = self.attachments().get(printer.section)
+        entry = self.servers.get(printer.section)
+        server = entry[1] if entry else None
+        journal = self.journals.get(printer.section)
+        active = server.active.job.as_dict() if server and server.active else None
+        if active is not None and server is not None:
+            active["stalled"] = server.stalled
+        return {
+            "section": printer.section,
+            "name": printer.display_name,
+            "settings": asdict(printer),
+            "state": self.printer_state(printer.section),
+            "present": attachment is not None,
+            "device": attachment.device_path if attachment else "",
+            "detail": attachment.detail if attachment else "",
+            "usb": dict(attachment.usb) if attachment else {},
+            "listening": server.addresses if server else [],
+            "bind_error": server.bind_error if server else "",
+            "active_job": active,
+            "queue": [c.job.as_dict() for c in server.waiting] if server else [],
+            "jobs": journal.snapshot() if journal else JobJournal(printer.section).snapshot(),
+        }
