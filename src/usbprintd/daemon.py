@@ -78,6 +78,7 @@ class Daemon:
     def _reload(self, registry: Registry) -> None:
         log.info("SIGHUP: reloading configuration")
         registry.reload()
+        registry.firmware_changed()  # a blob dropped into firmware_dir by hand
         for service in self.services:
             service.reload()
 

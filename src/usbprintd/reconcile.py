@@ -20,7 +20,8 @@ class Attachment:
     source: str = "config"  # "config" (pinned device path) or "usb" (found by the USB layer)
     ready: bool = True  # False while firmware is missing or uploading
     state: str = "online"  # online, needs-firmware, uploading-firmware, paper-out, offline, error
-    detail: str = ""
+    detail: str = ""  # shown to the owner, e.g. "needs sihp1018.dl in /etc/usbprintd/firmware"
+    progress: float | None = None  # 0..1 while a firmware upload runs
     usb: Mapping[str, str] = field(default_factory=dict)
 
 

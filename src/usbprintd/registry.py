@@ -47,6 +47,7 @@ class Registry:
         self.usb_attachments: dict[str, Attachment] = {}
         self._pinned: dict[str, Attachment] = {}
         self._subscribers: list[Callable[[], None]] = []
+        self._firmware_subscribers: list[Callable[[], None]] = []
         self._stopping: list[asyncio.Task[None]] = []
         self._reported_issues: set[str] = set()
         self._global_section: str | None = None
@@ -59,6 +60,14 @@ class Registry:
 
     def changed(self) -> None:
         for callback in self._subscribers:
+            callback()
+
+    def subscribe_firmware(self, callback: Callable[[], None]) -> None:
+        """`callback` runs when the owner added or removed a firmware blob."""
+        self._firmware_subscribers.append(callback)
+
+    def firmware_changed(self) -> None:
+        for callback in self._firmware_subscribers:
             callback()
 
     # --- configuration -----------------------------------------------------------------------
@@ -276,6 +285,7 @@ class Registry:
             "present": attachment is not None,
             "device": attachment.device_path if attachment else "",
             "detail": attachment.detail if attachment else "",
+            "progress": attachment.progress if attachment else None,
             "usb": dict(attachment.usb) if attachment else {},
             "listening": server.addresses if server else [],
             "bind_error": server.bind_error if server else "",
