@@ -1,0 +1,105 @@
+"""Validation of the UCI schema: clear messages, and a bad value disables only what it touches."""
+
+from __future__ import annotations
+
+import pytest
+
+from usbprintd.config import (
+    Config,
+    InvalidValue,
+    PrinterSettings,
+    next_free_port,
+    parse_config,
+    parse_port,
+    printer_changes,
+    section_name_for,
+    validate_printer_form,
+)
+from usbprintd.uci import SetOption, UciSection
+
+
+def printer(name: str, **options: str) -> UciSection:
+    return UciSection("printer", name, dict(options))
+
+
+@pytest.mark.parametrize(("text", "port"), [("0", 9100), ("9", 9109), ("9100", 9100),
+                                             ("631", 631), ("65535", 65535)])
+def test_port_digits_mean_9100_plus_n_and_full_ports_pass(text, port):
+    assert parse_port(text) == port
+
+
+@pytest.mark.parametrize("text", ["-1", "65536", "abc", "", "91 00"])
+def test_bad_ports_are_rejected_with_a_message(text):
+    with pytest.raises(InvalidValue):
+        parse_port(text)
+
+
+def test_bad_value_marks_only_that_printer_invalid():
+    config = parse_config([printer("good", port="9100"), printer("bad", port="99999")])
+    assert config.printer("good").valid
+    bad = config.printer("bad")
+    assert not bad.valid and "out of range" in bad.problems[0]
+    assert [str(i) for i in config.issues] == ["bad.port: port 99999 is out of range (0-65535)"]
+
+
+def test_bad_global_value_falls_back_to_default_and_is_reported():
+    config = parse_config([UciSection("usbprintd", "main", {"queue_limit": "lots"})])
+    assert config.settings.queue_limit == 8
+    assert "queue_limit" in str(config.issues[0])
+
+
+def test_duplicate_port_and_bind_pair_keeps_the_first_printer():
+    config = parse_config([
+        printer("first", port="9100"),
+        printer("second", port="9100", bind="127.0.0.1"),
+        printer("third", port="9100", enabled="0"),
+        printer("fourth", port="9101", bind="127.0.0.1"),
+        printer("fifth", port="9101", bind="127.0.0.2"),
+    ])
+    assert config.printer("first").valid
+    assert "already used by 'first'" in config.printer("second").problems[0]
+    assert config.printer("third").valid  # disabled printers do not hold a port
+    assert config.printer("fourth").valid and config.printer("fifth").valid
+
+
+def test_unknown_sections_and_options_are_warnings_not_errors():
+    config = parse_config([UciSection("spooler", "x", {}), printer("p", colour="red")])
+    assert {i.severity for i in config.issues} == {"warning"}
+    assert config.printer("p").valid
+
+
+def test_bad_bind_address_and_usb_id_are_explained():
+    config = parse_config([printer("p", bind="not-an-ip", usb_id="03f0-4117")])
+    problems = " ".join(config.printer("p").problems)
+    assert "not an IP address" in problems and "vvvv:pppp" in problems
+
+
+def test_auth_none_is_refused_unless_the_page_listens_on_loopback():
+    config = parse_config([UciSection("usbprintd", "main", {"auth": "none",
+                                                           "web_listen": "0.0.0.0"})])
+    assert config.settings.auth == "password"
+    loopback = parse_config([UciSection("usbprintd", "main", {"auth": "none",
+                                                             "web_listen": "127.0.0.1"})])
+    assert loopback.settings.auth == "none"
+
+
+def test_booleans_are_written_explicitly():
+    changes = printer_changes(PrinterSettings("p", enabled=False, mdns=True),
+                              only=["enabled", "mdns"])
+    assert set(changes) == {SetOption("p", "enabled", "0"), SetOption("p", "mdns", "1")}
+
+
+def test_printer_form_reports_port_clash_and_bad_values_per_field():
+    config = parse_config([printer("a", port="9100"), printer("b", port="9101")])
+    values, errors = validate_printer_form(config, "b", {"port": "9100", "name": "B"})
+    assert errors == {"port": "port 9100 is already used by 'a'"}
+    _, errors = validate_printer_form(config, "b", {"bind": "1.2.3", "enabled": "maybe"})
+    assert set(errors) == {"bind", "enabled"}
+
+
+def test_new_sections_get_readable_unique_names_and_the_next_free_port():
+    assert section_name_for("HP LaserJet 1018", []) == "hp_laserjet_1018"
+    assert section_name_for("HP LaserJet 1018", ["hp_laserjet_1018"]) == "hp_laserjet_1018_2"
+    assert section_name_for("3D printer", []) == "printer_3d_printer"
+    config = Config(printers=(PrinterSettings("a", port=9100), PrinterSettings("b", port=9101)))
+    assert next_free_port(config) == 9102
