@@ -316,6 +316,9 @@ class PrintServer:
         self._task.add_done_callback(lambda _: self._job_finished(client))
 
     def _job_finished(self, client: Client) -> None:
+        if not client.job.outcome.finished:  # cancelled before it ever ran
+            _abort_connection(client.sock)
+            client.job.finish(*self._stop_reason)
         self.journal.record(client.job)
         self.active = None
         self._task = None
@@ -342,6 +345,9 @@ class PrintServer:
             outcome, error = Outcome.FAILED, f"printer: {err}"
         except asyncio.CancelledError:
             outcome, error = self._stop_reason
+        except Exception as err:  # a bug must cost one job, never the printer's server
+            log.exception("%s: job %d: unexpected error", self.name, job.id)
+            outcome, error = Outcome.FAILED, f"internal error: {err}"
         finally:
             self._cancel_idle_watch()
             if self._channel is not None:

@@ -68,7 +68,10 @@ class PollingChannel(Channel):
             (loop.add_writer, loop.remove_writer) if watch_writable
             else (loop.add_reader, loop.remove_reader)
         )
-        add(self.fd, lambda: waiter.done() or waiter.set_result(None))
+        try:
+            add(self.fd, lambda: waiter.done() or waiter.set_result(None))
+        except PermissionError:
+            return  # not pollable (/dev/null, /dev/full): such a device is always ready
         try:
             await waiter
         finally:
