@@ -48,8 +48,10 @@ browser: venv
 lint: venv
 	$(VENV)/bin/ruff check src tests bench
 
+# make bench BENCH_ARGS=--quick for a 1-2 minute smoke run; bench/run.py --help lists the knobs.
 bench: test-deps venv
-	$(PY) bench/run.py
+	@$(PY) -c 'import matplotlib' 2>/dev/null || $(PIP) install -q -e '.[bench]'
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(STATE) build dist

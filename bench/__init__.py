@@ -1,0 +1,1 @@
+"""Benchmarks: usbprintd side by side with p910nd (make bench)."""
