@@ -71,7 +71,9 @@ _PDL_BY_COMMAND: dict[str, str] = {
     "JPG": "image/jpeg",
 }
 # Job-control languages ride along with a PDL; they are not page description languages.
-_NOT_A_PDL = frozenset({"PJL", "PML", "MLC", "LEDM", "DW-PCL", "DESKJET", "DYN", "SCP"})
+_NOT_A_PDL = frozenset(
+    {"PJL", "PML", "MLC", "LEDM", "BIDI-ECP", "DW-PCL", "DESKJET", "DYN", "SCP", "1284.4"}
+)
 
 # The short name printers put in front of their model, so "ty" does not repeat the maker.
 _MAKER_SHORT_NAMES = {"hewlett-packard": "HP", "hewlett packard": "HP"}
