@@ -1,0 +1,299 @@
+"""One present USB printer, from the moment its lp device appears until it goes.
+
+Its life runs as one asyncio task: read the device ID (retrying while the node is not there yet
+or busy), let the owner (`PrinterHost`) find its section, bring up its firmware if it needs
+some, then watch its status every few seconds — between jobs by opening the node briefly, during
+a stalled job through the job's own fd, and never while data streams.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from usbprintd.appsocket import PrintServer
+from usbprintd.config import PrinterSettings
+from usbprintd.reconcile import Attachment
+from usbprintd.usb.firmware import (
+    DeviceGone,
+    FirmwareStatus,
+    FirmwareTimings,
+    blob_name_for,
+    bring_up,
+)
+from usbprintd.usb.identity import UsbIdentity
+from usbprintd.usb.ieee1284 import has_firmware_version, make_and_model, parse_device_id
+from usbprintd.usb.lp import STATUS_TEXT, LpOps, decode_status, open_when_ready
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PrinterTimings:
+    open_patience: float = 3.0  # per attempt, for 'not yet' errors right after the hotplug event
+    status_interval: float = 2.0
+    firmware: FirmwareTimings = field(default_factory=FirmwareTimings)
+
+
+class PrinterHost(Protocol):
+    """What a printer needs from the set of printers it belongs to."""
+
+    def settings_for(self, printer: UsbPrinter) -> PrinterSettings | None: ...
+
+    def firmware_dir(self) -> Path: ...
+
+    def server_for(self, printer: UsbPrinter) -> PrintServer | None: ...
+
+    def identified(self, printer: UsbPrinter) -> None:
+        """The device ID was read: time to find (or create) the printer's section."""
+
+    def changed(self, printer: UsbPrinter) -> None:
+        """State, status or firmware progress changed."""
+
+
+class UsbPrinter:
+    def __init__(
+        self,
+        devpath: str,
+        node: str,
+        identity: UsbIdentity,
+        host: PrinterHost,
+        ops: LpOps,
+        timings: PrinterTimings = PrinterTimings(),
+    ) -> None:
+        self.devpath = devpath
+        self.node = node
+        self.identity = identity
+        self.host = host
+        self.ops = ops
+        self.timings = timings
+        self.device_id = ""
+        self.fields: dict[str, str] = {}
+        self.identified = False
+        self.open_error = ""
+        self.status = "online"
+        self.firmware: FirmwareStatus | None = None  # None: none needed, or not looked at yet
+        self.autoadd_tried = False
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    # --- what others see ---------------------------------------------------------------------
+
+    @property
+    def label(self) -> str:
+        """Make and model from the 1284 ID or the USB strings: 'HP LaserJet 1018'."""
+        return (make_and_model(self.fields, self.identity.manufacturer, self.identity.product)
+                or f"USB printer {self.identity.usb_id}")
+
+    @property
+    def name(self) -> str:
+        settings = self.host.settings_for(self)
+        return settings.display_name if settings else self.label
+
+    @property
+    def firmware_pending(self) -> bool:
+        return self.firmware is not None and not self.firmware.loaded
+
+    @property
+    def ready(self) -> bool:
+        return self.identified and not self.open_error and not self.firmware_pending
+
+    @property
+    def state(self) -> str:
+        if self.open_error:
+            return "error"
+        if self.firmware_pending:
+            assert self.firmware is not None
+            return self.firmware.state
+        return self.status
+
+    def attachment(self) -> Attachment:
+        detail = self.open_error or (self.firmware.detail if self.firmware else "")
+        usb = {**self.identity.as_dict(), "device_id": self.device_id,
+               "firmware_version": self.fields.get("FWVER", "")}
+        return Attachment(
+            device_path=self.node,
+            source="usb",
+            ready=self.ready,
+            state=self.state,
+            detail=detail,
+            progress=self.firmware.progress if self.firmware_pending and self.firmware else None,
+            usb=usb,
+        )
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def stop(self) -> asyncio.Task[None] | None:
+        if self._task is not None:
+            self._task.cancel()
+        return self._task
+
+    def wake(self) -> None:
+        """Something it waits for may have changed (its section, the config)."""
+        self._wake.set()
+
+    def firmware_changed(self) -> None:
+        """A blob was added or removed: a printer that gave up tries again."""
+        if self.firmware is not None and self.firmware.state == "error":
+            self.firmware = None
+        self.wake()
+
+    async def _wait(self, timeout: float | None = None) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._wake.wait()
+        self._wake.clear()
+
+    async def _run(self) -> None:
+        try:
+            while True:
+                await self._step()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bug must cost this printer's status, never the daemon
+            log.exception("%s: USB printer handling stopped", self.node)
+
+    async def _step(self) -> None:
+        if not self.identified or self.open_error:
+            if not await self._identify():
+                self.host.changed(self)
+                await self._wait(self.timings.status_interval)
+            return
+        settings = self.host.settings_for(self)
+        if settings is None or not settings.enabled:
+            await self._wait()  # unconfigured or disabled: leave the printer alone
+            return
+        blob = self._blob_needed(settings)
+        if blob is not None:
+            await self._bring_up_firmware(blob)
+            return
+        self._poll_status()
+        await self._wait(self.timings.status_interval)
+
+    # --- identity --------------------------------------------------------------------------
+
+    async def _identify(self) -> bool:
+        try:
+            fd = await open_when_ready(self.ops, self.node, self.timings.open_patience)
+        except OSError as err:
+            message = f"cannot open {self.node}: {os.strerror(err.errno or 0)}"
+            if message != self.open_error:
+                log.warning("%s (%s): %s; retrying", self.label, self.identity.describe(),
+                            message)
+            self.open_error = message
+            return False
+        try:
+            self._read_id(fd)
+            with contextlib.suppress(OSError):
+                self.status = decode_status(self.ops.status(fd))
+        finally:
+            os.close(fd)
+        if self.open_error:
+            log.info("%s: %s opens again", self.name, self.node)
+        self.open_error = ""
+        if not self.identified:
+            self.identified = True
+            log.info("USB printer %s (%s) at %s, device ID '%s'", self.label,
+                     self.identity.describe(), self.node, self.device_id)
+            self.host.identified(self)
+        return True
+
+    def _read_id(self, fd: int) -> None:
+        try:
+            device_id = self.ops.device_id(fd)
+        except OSError as err:
+            log.debug("%s: no device ID: %s", self.node, err)
+            return
+        self._set_device_id(device_id)
+
+    def _set_device_id(self, device_id: str) -> None:
+        self.device_id = device_id
+        self.fields = parse_device_id(device_id)
+
+    # --- firmware --------------------------------------------------------------------------
+
+    def _blob_needed(self, settings: PrinterSettings) -> Path | None:
+        """The blob to upload, or None when the firmware runs, none is needed, or the last
+        bring-up gave up (until the owner provides a blob)."""
+        name = blob_name_for(self.identity.usb_id, settings.firmware)
+        if not name or has_firmware_version(self.fields):
+            return None
+        if self.firmware is not None and self.firmware.state == "error":
+            return None
+        return self.host.firmware_dir() / name
+
+    async def _bring_up_firmware(self, blob: Path) -> None:
+        if (self.firmware is not None and self.firmware.state == "needs-firmware"
+                and self.firmware.blob == blob and not blob.is_file()):
+            await self._wait()  # still missing: already said so
+            return
+
+        def report(status: FirmwareStatus) -> None:
+            self.firmware = status
+            self.host.changed(self)
+
+        try:
+            result = await bring_up(self.node, blob, self.ops, report, self.timings.firmware,
+                                    self.name)
+        except DeviceGone:
+            self.firmware = FirmwareStatus("error", f"{self.node} vanished during the upload")
+            self.host.changed(self)
+            await self._wait()  # the remove event ends this printer
+            return
+        self.firmware = result
+        if result.loaded:
+            self._set_device_id(result.device_id)
+            log.info("%s: firmware %s loaded (FWVER %s)", self.name, blob.name,
+                     self.fields.get("FWVER", "?"))
+        self.host.changed(self)
+        if not result.loaded:
+            await self._wait()  # a blob, a config change or SIGHUP wakes it up
+
+    # --- status ----------------------------------------------------------------------------
+
+    def _poll_status(self) -> None:
+        raw = self._read_status()
+        if raw is None:
+            return
+        status = decode_status(raw)
+        if status != self.status:
+            level = logging.INFO if status == "online" else logging.WARNING
+            log.log(level, "%s: %s", self.name, STATUS_TEXT[status])
+            self.status = status
+            self.host.changed(self)
+
+    def _read_status(self) -> int | None:
+        """The status byte, read only when it is safe: between jobs (a brief open of its own)
+        or through a stalled job's fd; never while job data streams."""
+        server = self.host.server_for(self)
+        if server is not None and server.active is not None:
+            fd = server.channel_fd
+            if fd is None:
+                return None
+            try:
+                return self.ops.status(fd)
+            except OSError as err:
+                log.debug("%s: status during a job: %s", self.node, err)
+                return None
+        try:
+            fd = self.ops.open(self.node)
+        except OSError as err:
+            if err.errno not in (errno.EBUSY, errno.ENOENT, errno.ENODEV, errno.ENXIO):
+                log.debug("%s: status: %s", self.node, err)
+            return None
+        try:
+            return self.ops.status(fd)
+        except OSError as err:
+            log.debug("%s: status: %s", self.node, err)
+            return None
+        finally:
+            os.close(fd)

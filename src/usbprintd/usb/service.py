@@ -1,0 +1,89 @@
+"""The USB service: discovery, hotplug, identity, status and firmware, plugged into the core.
+
+`create_service` returns None (after one log line) on machines where it cannot work — no
+pyudev/libudev, or no USB in the kernel at all — so a development machine still runs the daemon
+with its virtual printers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from usbprintd.core import Core
+from usbprintd.usb.libusb_scan import LibusbScanner
+from usbprintd.usb.lp import UsblpOps
+from usbprintd.usb.manager import UsbPrinters
+
+log = logging.getLogger(__name__)
+
+SYS_USB = Path("/sys/bus/usb")
+SYS_USBMISC = Path("/sys/class/usbmisc")
+UNBOUND_SCAN_DELAY = 1.5  # after a usb event, give usblp time to bind before calling it unbound
+
+
+class UsbService:
+    name = "usb"
+
+    def __init__(self) -> None:
+        self.printers: UsbPrinters | None = None
+        self.watcher = None
+        self.scanner = LibusbScanner()
+        self._scan_timer: asyncio.TimerHandle | None = None
+
+    def start(self, core: Core) -> None:
+        from usbprintd.usb.hotplug import UdevWatcher
+
+        self.printers = UsbPrinters(core.registry, UsblpOps())
+        self.watcher = UdevWatcher(
+            on_add=self.printers.add,
+            on_remove=self.printers.remove,
+            on_usb_change=self._schedule_unbound_scan,
+            on_overflow=self.rescan,
+        )
+        self.watcher.start(core.loop)
+        self.rescan()
+
+    def rescan(self) -> None:
+        """Converge on the lp devices present now, and look for printers without one."""
+        if self.printers is None or self.watcher is None:
+            return
+        self.printers.sync(self.watcher.scan())
+        self._schedule_unbound_scan(delay=0)
+
+    def reload(self) -> None:
+        """SIGHUP: a full rescan (the config and firmware blobs reach us through the registry)."""
+        self.rescan()
+
+    async def stop(self) -> None:
+        if self._scan_timer is not None:
+            self._scan_timer.cancel()
+        if self.watcher is not None:
+            self.watcher.stop()
+        if self.printers is not None:
+            await self.printers.stop()
+
+    def _schedule_unbound_scan(self, delay: float = UNBOUND_SCAN_DELAY) -> None:
+        if self._scan_timer is not None:
+            self._scan_timer.cancel()
+        self._scan_timer = asyncio.get_running_loop().call_later(delay, self._scan_unbound)
+
+    def _scan_unbound(self) -> None:
+        self._scan_timer = None
+        if self.printers is not None:
+            self.printers.set_unbound(self.scanner.scan())
+
+
+def create_service(core: Core) -> UsbService | None:
+    if not SYS_USB.exists() and not SYS_USBMISC.exists():
+        log.info("no USB support in this kernel (%s missing): USB printers are off", SYS_USB)
+        return None
+    try:
+        import pyudev
+
+        pyudev.Context()  # loads libudev
+    except (ImportError, OSError) as err:
+        log.warning("pyudev/libudev not available (%s): USB printers are off", err)
+        return None
+    return UsbService()
