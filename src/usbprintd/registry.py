@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, replace
 from typing import Any
 
@@ -51,6 +51,7 @@ class Registry:
         self._stopping: list[asyncio.Task[None]] = []
         self._reported_issues: set[str] = set()
         self._global_section: str | None = None
+        self.unserved_usb: tuple[dict[str, str], ...] = ()
 
     # --- observers -----------------------------------------------------------------------------
 
@@ -171,6 +172,14 @@ class Registry:
             self.usb_attachments[section] = attachment
         self.reconcile()
 
+    def set_unserved_usb(self, printers: Iterable[Mapping[str, str]]) -> None:
+        """USB printers plugged in but not served (not configured, no usblp device), each
+        with a `reason` for the owner."""
+        unserved = tuple(dict(p) for p in printers)
+        if unserved != self.unserved_usb:
+            self.unserved_usb = unserved
+            self.changed()
+
     def _pinned_attachments(self) -> dict[str, Attachment]:
         """Printers whose config names a device path are present while that path exists."""
         return {
@@ -267,6 +276,7 @@ class Registry:
             "config_error": self.config_error,
             "issues": [asdict(issue) for issue in self.config.issues],
             "printers": [self._printer_snapshot(p) for p in self.config.printers],
+            "unserved_usb": [dict(p) for p in self.unserved_usb],
         }
 
     def _printer_snapshot(self, printer: PrinterSettings) -> dict[str, Any]:
