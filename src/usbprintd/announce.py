@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from usbprintd.usb.ieee1284 import make_and_model, parse_device_id
+
 if TYPE_CHECKING:
     from usbprintd.config import GlobalSettings
     from usbprintd.core import Core
@@ -74,10 +76,6 @@ _PDL_BY_COMMAND: dict[str, str] = {
 _NOT_A_PDL = frozenset(
     {"PJL", "PML", "MLC", "LEDM", "BIDI-ECP", "DW-PCL", "DESKJET", "DYN", "SCP", "1284.4"}
 )
-
-# The short name printers put in front of their model, so "ty" does not repeat the maker.
-_MAKER_SHORT_NAMES = {"hewlett-packard": "HP", "hewlett packard": "HP"}
-
 
 # --- records: pure functions ----------------------------------------------------------------
 
@@ -135,20 +133,6 @@ def pdl_mime_types(command_set: str) -> tuple[str, ...]:
     return tuple(types) or (RAW_MIME_TYPE,)
 
 
-def make_and_model(device_id: Mapping[str, str], fallback: str) -> str:
-    """Human-readable make and model ('HP LaserJet 1018'), without repeating the maker."""
-    maker = device_id.get("MFG", "").strip()
-    model = device_id.get("MDL", "").strip()
-    if not model:
-        return maker or fallback
-    if not maker:
-        return model
-    prefixes = (maker.lower(), _MAKER_SHORT_NAMES.get(maker.lower(), maker).lower())
-    if model.lower().startswith(prefixes):
-        return model
-    return f"{maker} {model}"
-
-
 def _clip_utf8(text: str, limit: int) -> str:
     """`text` cut to at most `limit` bytes of UTF-8 without splitting a character."""
     return text.encode()[:limit].decode(errors="ignore")
@@ -161,7 +145,7 @@ def _txt(key: str, value: str) -> tuple[str, str]:
 def txt_record(printer: PrinterAnnouncement) -> tuple[tuple[str, str], ...]:
     """The Bonjour Printing TXT keys for a raw-socket printer; CUPS turns usb_* into a 1284 ID."""
     device_id = printer.device_id
-    model = make_and_model(device_id, printer.name)
+    model = make_and_model(dict(device_id)) or printer.name
     pairs = [
         _txt("txtvers", "1"),
         _txt("qtotal", "1"),
@@ -391,9 +375,8 @@ def choose_announcer(settings: GlobalSettings, platform: Platform | None = None)
 
 
 def device_id_of(usb: Mapping[str, str]) -> dict[str, str]:
-    """The 1284 keys the USB layer reported for a printer (upper-case, as parsed)."""
-    return {key.upper(): str(value) for key, value in usb.items()
-            if key.upper() in ("MFG", "MDL", "CMD", "CLS", "DES") and value}
+    """The parsed 1284 ID of a printer the USB layer reported (empty for other devices)."""
+    return parse_device_id(usb.get("device_id", ""))
 
 
 def _reachable_from_network(bind: str) -> bool:

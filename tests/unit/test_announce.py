@@ -22,7 +22,6 @@ from usbprintd.announce import (
     announced_printers,
     choose_announcer,
     instance_name,
-    make_and_model,
     pdl_mime_types,
     service_records,
 )
@@ -110,12 +109,16 @@ def test_note_is_the_location_when_one_is_known() -> None:
     assert dict(record.txt)["pdl"] == "application/vnd.hp-PCL"
 
 
-def test_make_and_model_names_the_maker_only_when_the_model_does_not() -> None:
-    assert make_and_model(keys_of(LASERJET_1018_NO_FIRMWARE), "x") == "HP LaserJet 1018"
-    assert make_and_model({"MFG": "Brother", "MDL": "HL-L2350DW series"}, "x") == \
-        "Brother HL-L2350DW series"
-    assert make_and_model({"MFG": "EPSON"}, "x") == "EPSON"
-    assert make_and_model({}, "Virtual printer") == "Virtual printer"
+def test_ty_names_the_maker_only_when_the_model_does_not() -> None:
+    def ty(device_id: dict[str, str]) -> str:
+        printer = PrinterAnnouncement(name="Fallback", port=9100, hostname="h",
+                                      device_id=device_id)
+        return dict(service_records([printer])[0].txt)["ty"]
+
+    assert ty(keys_of(LASERJET_1018_NO_FIRMWARE)) == "HP LaserJet 1018"
+    assert ty({"MFG": "Brother", "MDL": "HL-L2350DW series"}) == "Brother HL-L2350DW series"
+    assert ty({"MFG": "EPSON"}) == "EPSON"
+    assert ty({}) == "Fallback"
 
 
 def test_a_printer_without_device_id_is_announced_by_name() -> None:
@@ -294,7 +297,9 @@ class FakeRegistry:
 
 def registry_with(*printers: PrinterSettings, mdns: bool = True, web_port: int = 631,
                   states: dict[str, str] | None = None) -> FakeRegistry:
-    usb = keys_of(LASERJET_1020_LOADED)
+    # what the USB layer reports: identity strings plus the raw device ID
+    usb = {"usb_id": "03f0:2b17", "manufacturer": "Hewlett-Packard",
+           "product": "HP LaserJet 1020", "device_id": LASERJET_1020_LOADED}
     return FakeRegistry(
         config=Config(settings=GlobalSettings(mdns=mdns, web_port=web_port), printers=printers),
         present={p.section: Attachment("/dev/usb/lp0", source="usb", usb=usb) for p in printers},
