@@ -244,16 +244,19 @@ class PrintServer:
         self.on_change()
 
     def _accept_all(self, listener: socket.socket) -> None:
-        while self.listeners:
+        """Take every connection the kernel completed, even past the queue limit: closing the
+        port with clients still in its backlog would reset connections that already succeeded.
+        The queue can thus overshoot by at most the backlog; then the port closes."""
+        while True:
             try:
                 sock, address = listener.accept()
             except (BlockingIOError, InterruptedError):
-                return
+                break
             except OSError as err:  # EMFILE and friends: keep serving what we have
                 log.warning("%s: accept failed: %s", self.name, err)
-                return
+                break
             self._admit(sock, _client_label(address))
-            self._sync_listeners()
+        self._sync_listeners()
 
     # --- queue -------------------------------------------------------------------------------
 
@@ -358,8 +361,11 @@ class PrintServer:
                 client.sock.close()
             else:
                 _abort_connection(client.sock)
+            if outcome is Outcome.DONE and not job.bytes_in:
+                outcome = Outcome.EMPTY
             job.finish(outcome, error)
-            level = logging.INFO if outcome is Outcome.DONE else logging.WARNING
+            level = {Outcome.DONE: logging.INFO, Outcome.EMPTY: logging.DEBUG}.get(
+                outcome, logging.WARNING)
             log.log(level, "%s: job %d from %s %s: %d bytes in, %d bytes out%s", self.name,
                     job.id, job.client, outcome, job.bytes_in, job.bytes_out,
                     f" ({error})" if error else "")

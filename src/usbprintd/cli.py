@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from usbprintd import __version__
+from usbprintd.config import LOG_LEVELS
 from usbprintd.eventlog import EventLog
 
 log = logging.getLogger("usbprintd")
@@ -16,7 +17,7 @@ log = logging.getLogger("usbprintd")
 Command = Callable[[argparse.Namespace], int]
 
 
-def setup_logging(level: str, timestamps: bool) -> EventLog:
+def setup_logging(level: str | None, timestamps: bool) -> EventLog:
     """Log to stderr (procd forwards it to logd) and into the in-memory event ring."""
     fmt = "%(levelname)s %(name)s: %(message)s"
     if timestamps:
@@ -27,7 +28,7 @@ def setup_logging(level: str, timestamps: bool) -> EventLog:
     root = logging.getLogger()
     root.handlers[:] = [handler, events]
     root.setLevel(logging.WARNING)
-    logging.getLogger("usbprintd").setLevel(level.upper())
+    logging.getLogger("usbprintd").setLevel((level or "info").upper())
     return events
 
 
@@ -43,21 +44,21 @@ def _without_tls() -> None:
     sys.modules.setdefault("ssl", None)  # type: ignore[arg-type]
 
 
-def _run_daemon(config: str | None, events: EventLog) -> int:
+def _run_daemon(config: str | None, events: EventLog, log_level: str | None) -> int:
     _without_tls()
     import asyncio
 
     from usbprintd.daemon import Daemon
 
     try:
-        return asyncio.run(Daemon(_open_store(config), events).run())
+        return asyncio.run(Daemon(_open_store(config), events, log_level=log_level).run())
     except KeyboardInterrupt:
         return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     events = setup_logging(args.log_level, timestamps=args.timestamps)
-    return _run_daemon(args.config, events)
+    return _run_daemon(args.config, events, args.log_level)
 
 
 def cmd_dev(args: argparse.Namespace) -> int:
@@ -67,7 +68,7 @@ def cmd_dev(args: argparse.Namespace) -> int:
     config = prepare_state_dir(Path(args.state_dir))
     log.info("development mode: config %s (edit it and send SIGHUP, or use the web page)",
              config)
-    return _run_daemon(str(config), events)
+    return _run_daemon(str(config), events, args.log_level)
 
 
 def cmd_import_p910nd(args: argparse.Namespace) -> int:
@@ -92,13 +93,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run the print server in the foreground")
     run.add_argument("--config", help="UCI file (default: the 'usbprintd' UCI package)")
-    run.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    run.add_argument("--log-level", choices=LOG_LEVELS, help="overrides the config's log_level")
     run.add_argument("--timestamps", action="store_true", help="prefix log lines with the time")
     run.set_defaults(handler=cmd_run)
 
     dev = commands.add_parser("dev", help="development mode with a virtual printer (make run)")
     dev.add_argument("--state-dir", default=".state")
-    dev.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    dev.add_argument("--log-level", choices=LOG_LEVELS, help="overrides the config's log_level")
     dev.set_defaults(handler=cmd_dev)
 
     imp = commands.add_parser("import-p910nd", help="add printers from a p910nd UCI config")

@@ -44,15 +44,17 @@ class Daemon:
         store: ConfigStore,
         events: EventLog | None = None,
         services: Iterable[str] = OPTIONAL_SERVICES,
+        log_level: str | None = None,
     ) -> None:
         self.store = store
+        self.log_level = log_level
         self.events = events or EventLog()
         self.service_names = tuple(services)
         self.services: list[Service] = []
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
-        registry = Registry(self.store)
+        registry = Registry(self.store, self.log_level)
         core = Core(loop, registry, self.events)
         stop = asyncio.Event()
         log.info("usbprintd starting with %s", self.store.description)

@@ -120,11 +120,14 @@ class FileChannel(Channel):
         self.fd = fd
         self.path = path
         self.final_path = final_path
+        self.written = 0
 
     async def write(self, data: memoryview) -> None:
         try:
             while data:
-                data = data[os.write(self.fd, data):]
+                written = os.write(self.fd, data)
+                self.written += written
+                data = data[written:]
         except OSError as err:
             raise DeviceError(f"write failed: {_describe(err)}") from err
 
@@ -133,7 +136,9 @@ class FileChannel(Channel):
             return
         os.close(self.fd)
         self.fd = None
-        if self.final_path is not None:
+        if self.final_path is not None and not self.written:
+            os.unlink(self.path)  # a connection that sent nothing (a port probe) is no job
+        elif self.final_path is not None:
             target = self.final_path if completed else self.final_path.with_suffix(".incomplete")
             os.replace(self.path, target)
             log.info("spooled job to %s", target)

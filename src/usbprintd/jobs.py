@@ -20,6 +20,7 @@ class Outcome(StrEnum):
     TIMEOUT = "timeout"  # client silent for idle_timeout
     LEFT = "left"  # hung up while waiting in the queue
     ABORTED = "aborted"  # daemon stopping
+    EMPTY = "empty"  # connected and closed without sending a byte (a port probe)
 
     @property
     def finished(self) -> bool:
@@ -76,7 +77,8 @@ class JobJournal:
         return job
 
     def record(self, job: Job) -> None:
-        self.history.appendleft(job)
+        if job.outcome is not Outcome.EMPTY:  # probes are counted, not listed
+            self.history.appendleft(job)
         self.counts[str(job.outcome)] = self.counts.get(str(job.outcome), 0) + 1
         self.bytes_total += job.bytes_in
 

@@ -38,8 +38,9 @@ Errors = dict[str, str]
 
 
 class Registry:
-    def __init__(self, store: ConfigStore) -> None:
+    def __init__(self, store: ConfigStore, log_level: str | None = None) -> None:
         self.store = store
+        self.log_level_override = log_level  # from the command line: wins over the config
         self.config = Config()
         self.config_error = ""
         self.journals: dict[str, JobJournal] = {}
@@ -100,7 +101,8 @@ class Registry:
         self._reported_issues = current
 
     def _apply_log_level(self) -> None:
-        level = getattr(logging, self.config.settings.log_level.upper(), logging.INFO)
+        name = self.log_level_override or self.config.settings.log_level
+        level = getattr(logging, name.upper(), logging.INFO)
         logging.getLogger("usbprintd").setLevel(level)
 
     def apply_changes(self, changes: list[UciChange]) -> Errors:

@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -88,6 +89,20 @@ class DaemonProcess:
         self.signal(signal.SIGHUP)
 
     @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def fd_count(self) -> int:
+        """Open file descriptors of the daemon right now."""
+        return len(os.listdir(f"/proc/{self.pid}/fd"))
+
+    def rss_kib(self) -> int:
+        """Resident memory of the daemon right now (VmRSS), in KiB."""
+        status = Path(f"/proc/{self.pid}/status").read_text()
+        return int(re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE).group(1))
+
+    @property
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
@@ -127,6 +142,25 @@ def send_with_nc(port: int, data: bytes, host: str = "127.0.0.1", timeout: float
     result = subprocess.run(["nc", "-N", host, str(port)], input=data, capture_output=True,
                             timeout=timeout, check=True)
     return result.stdout
+
+
+def job_of(client_port: int) -> str:
+    """Regex prefix of the log lines about the job of the client with local port `client_port`
+    (job numbers depend on every connection the daemon saw, including port probes)."""
+    return rf"job \d+ from 127\.0\.0\.1:{client_port} "
+
+
+def send_job(port: int, data: bytes, host: str = "127.0.0.1", timeout: float = 30) -> bytes:
+    """A job from a plain Python client: send, half-close, read the back-channel until the
+    server closes. Returns the back-channel bytes."""
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+        reply = read_until_closed(sock, timeout)
+        # The server has closed too: dropping the socket without a linger keeps thousands of
+        # jobs from filling the port range with TIME_WAIT entries.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    return reply
 
 
 @contextlib.contextmanager

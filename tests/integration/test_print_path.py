@@ -18,6 +18,7 @@ from daemon_process import (
     connected,
     free_port,
     global_section,
+    job_of,
     port_accepts,
     printer_section,
     read_until_closed,
@@ -55,7 +56,8 @@ def serve_spool(start_daemon, workdir: Path, **global_options: str):
     spool = workdir / "spool"
     spool.mkdir()
     port = free_port()
-    daemon = start_daemon(global_section(**global_options) + printer_section("virtual", spool, port))
+    config = global_section(**global_options) + printer_section("virtual", spool, port)
+    daemon = start_daemon(config)
     wait_for(lambda: port_accepts(port))
     return daemon, spool, port
 
@@ -76,7 +78,7 @@ def test_job_sent_with_nc_arrives_byte_identical(start_daemon, workdir):
     wait_for(lambda: spool_files(spool))
     [printed] = spool_files(spool)
     assert printed.read_bytes() == job
-    assert daemon.wait_log(r"job 1 from 127\.0\.0\.1:\d+ done: 3145745 bytes in")
+    assert daemon.wait_log(r"job \d+ from 127\.0\.0\.1:\d+ done: 3145745 bytes in")
 
 
 @pytest.mark.skipif(not os.path.exists(CUPS_SOCKET_BACKEND), reason="needs Debian's cups package")
@@ -97,9 +99,13 @@ def test_job_sent_with_cups_socket_backend_arrives_byte_identical(start_daemon, 
     assert spool_files(spool)[0].read_bytes() == job_file.read_bytes()
 
 
-def slow_client(port: int, parts: list[bytes], pause: float) -> threading.Thread:
+def slow_client(port: int, parts: list[bytes], pause: float) -> tuple[threading.Thread, str]:
+    """A client sending its job in pieces from a thread; returns the thread and the log prefix
+    of its job."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+
     def run() -> None:
-        with connected(port) as sock:
+        with sock:
             for part in parts:
                 sock.sendall(part)
                 time.sleep(pause)
@@ -108,39 +114,45 @@ def slow_client(port: int, parts: list[bytes], pause: float) -> threading.Thread
 
     thread = threading.Thread(target=run)
     thread.start()
-    return thread
+    return thread, job_of(sock.getsockname()[1])
+
+
+def job_re(sock: socket.socket) -> str:
+    return job_of(sock.getsockname()[1])
 
 
 def test_clients_are_served_one_after_another_in_arrival_order(start_daemon, workdir):
     daemon, out, port = serve_file(start_daemon, workdir)
-    first = slow_client(port, [b"A" * 1000, b"a" * 1000], pause=1.0)
-    daemon.wait_log(r"job 1 .* started")
+    first, first_job = slow_client(port, [b"A" * 1000, b"a" * 1000], pause=1.0)
+    daemon.wait_log(first_job + "started")
     waiting = []
-    for n, byte in enumerate((b"B", b"C")):
+    for byte in (b"B", b"C"):
         sock = socket.create_connection(("127.0.0.1", port))
         sock.sendall(byte * 5000)
         sock.shutdown(socket.SHUT_WR)
         waiting.append(sock)
-        daemon.wait_log(rf"job {n + 2} .* queued")
+        daemon.wait_log(job_re(sock) + "queued")
     # A client that hangs up while waiting leaves the queue and prints nothing.
     quitter = socket.create_connection(("127.0.0.1", port))
-    daemon.wait_log(r"job 4 .* queued")
+    quitter_job = job_re(quitter)
+    daemon.wait_log(quitter_job + "queued")
     quitter.close()
-    daemon.wait_log(r"job 4 .* left: client hung up while waiting")
+    daemon.wait_log(quitter_job + "left: client hung up while waiting")
     first.join(timeout=20)
+    last_job = job_re(waiting[-1])
     for sock in waiting:
         read_until_closed(sock)
         sock.close()
-    daemon.wait_log(r"job 3 .* done")
+    daemon.wait_log(last_job + "done")
     assert out.read_bytes() == b"A" * 1000 + b"a" * 1000 + b"B" * 5000 + b"C" * 5000
 
 
 def test_full_queue_refuses_new_clients_until_a_slot_frees(start_daemon, workdir):
     daemon, out, port = serve_file(start_daemon, workdir, queue_limit="1")
-    first = slow_client(port, [b"1" * 100, b"1" * 100], pause=1.5)
-    daemon.wait_log(r"job 1 .* started")
+    first, first_job = slow_client(port, [b"1" * 100, b"1" * 100], pause=1.5)
+    daemon.wait_log(first_job + "started")
     second = socket.create_connection(("127.0.0.1", port))
-    daemon.wait_log(r"job 2 .* queued")
+    daemon.wait_log(job_re(second) + "queued")
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=2)
     second.sendall(b"2" * 100)
@@ -155,8 +167,8 @@ def test_full_queue_refuses_new_clients_until_a_slot_frees(start_daemon, workdir
 
 def test_queue_limit_zero_refuses_while_busy(start_daemon, workdir):
     daemon, _, port = serve_file(start_daemon, workdir, queue_limit="0")
-    first = slow_client(port, [b"x" * 10, b"x" * 10], pause=1.0)
-    daemon.wait_log(r"job 1 .* started")
+    first, first_job = slow_client(port, [b"x" * 10, b"x" * 10], pause=1.0)
+    daemon.wait_log(first_job + "started")
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=2)
     first.join(timeout=20)
@@ -202,8 +214,9 @@ def test_bidirectional_printer_status_reaches_client_after_half_close(start_daem
             time.sleep(0.3)  # the status comes after the client's half-close (p910nd drops it)
             printer.answer(b"@PJL USTATUS DEVICE\r\nCODE=10001\r\n\x0c")
             reply = read_until_closed(sock)
+            job = job_re(sock)
         assert reply == b"@PJL USTATUS DEVICE\r\nCODE=10001\r\n\x0c"
-        daemon.wait_log(r"job 1 .* done: 2027 bytes in, 34 bytes out")
+        daemon.wait_log(job + "done: 2027 bytes in, 34 bytes out")
     finally:
         printer.close()
 
@@ -215,22 +228,24 @@ def test_silent_client_is_dropped_after_idle_timeout(start_daemon, workdir):
         started = time.monotonic()
         read_until_closed(silent, timeout=10)
         assert 0.9 <= time.monotonic() - started < 5
-    daemon.wait_log(r"job 1 .* timeout: client sent nothing for 1 s")
+        daemon.wait_log(job_re(silent) + "timeout: .*client sent nothing for 1 s")
     send_with_nc(port, b"next job")
-    daemon.wait_log(r"job 2 .* done")
+    daemon.wait_log(r"done: 8 bytes in")
+    assert out.read_bytes() == b"partial" + b"next job"
 
 
 def test_client_reset_mid_job_ends_it_and_next_job_starts(start_daemon, workdir):
     daemon, out, port = serve_file(start_daemon, workdir)
     sock = socket.create_connection(("127.0.0.1", port))
-    daemon.wait_log(r"job 1 .* started")
+    job = job_re(sock)
+    daemon.wait_log(job + "started")
     sock.sendall(b"half a job")
     time.sleep(0.2)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     sock.close()  # RST
-    daemon.wait_log(r"job 1 .* failed: client connection lost")
+    daemon.wait_log(job + "failed: .*client connection lost")
     send_with_nc(port, b"the next job")
-    daemon.wait_log(r"job 2 .* done")
+    daemon.wait_log(r"done: 12 bytes in")
     assert out.read_bytes() == b"half a job" + b"the next job"
 
 
@@ -238,15 +253,16 @@ def test_device_write_error_fails_the_job_and_server_keeps_serving(start_daemon,
     port = free_port()
     daemon = start_daemon(global_section() + printer_section("full", "/dev/full", port))
     wait_for(lambda: port_accepts(port))
-    for n in (1, 2):
+    for _ in range(2):
         with connected(port) as sock:
+            job = job_re(sock)
             with pytest.raises(OSError):
                 for _ in range(200):  # the server resets the connection once the write fails
                     sock.sendall(b"x" * 65536)
                 sock.shutdown(socket.SHUT_WR)
                 read_until_closed(sock)
                 sock.recv(1)
-        daemon.wait_log(rf"job {n} .* failed: printer: write failed: No space left on device")
+        daemon.wait_log(job + "failed: .*write failed: No space left on device")
     assert daemon.alive and port_accepts(port)
 
 
@@ -259,21 +275,21 @@ def test_sighup_reload_leaves_a_job_on_another_printer_untouched(start_daemon, w
     base = global_section() + printer_section("a", out, port_a)
     daemon = start_daemon(base + printer_section("b", spool, port_b))
     wait_for(lambda: port_accepts(port_a) and port_accepts(port_b))
-    job = slow_client(port_a, [b"first half;", b"second half"], pause=2.0)
-    daemon.wait_log(r"a: job 1 .* started")
+    job, job_a = slow_client(port_a, [b"first half;", b"second half"], pause=2.0)
+    daemon.wait_log("a: " + job_a + "started")
     daemon.write_config(base + printer_section("b", spool, port_b2))
     daemon.reload()
     wait_for(lambda: port_accepts(port_b2))
     assert not port_accepts(port_b)
     job.join(timeout=20)
-    daemon.wait_log(r"a: job 1 .* done: 22 bytes in")
+    daemon.wait_log("a: " + job_a + "done: 22 bytes in")
     assert out.read_bytes() == b"first half;second half"
     send_with_nc(port_b2, b"on the new port")
     wait_for(lambda: spool_files(spool))
 
 
 def test_broken_config_on_reload_keeps_last_good_config_serving(start_daemon, workdir):
-    daemon, spool, port = serve_spool(start_daemon, workdir)
+    daemon, _, port = serve_spool(start_daemon, workdir)
     good = daemon.config_path.read_text()
     daemon.write_config("config printer 'broken\n\toption port\n")
     daemon.reload()
@@ -297,15 +313,15 @@ def test_sigterm_during_a_job_stops_cleanly_and_accounts_it_as_aborted(start_dae
     daemon, _, port = serve_file(start_daemon, workdir)
     with connected(port) as sock:
         sock.sendall(b"started but never finished")
-        daemon.wait_log(r"job 1 .* started")
+        job = job_re(sock)
+        daemon.wait_log(job + "started")
         time.sleep(0.2)
         daemon.signal(signal.SIGTERM)
         assert daemon.process.wait(10) == 0
         with pytest.raises(ConnectionResetError):
             sock.recv(1)
-    log = daemon.log()
-    assert "job 1 from" in log and "aborted: daemon stopping" in log
-    assert "stopped" in log.splitlines()[-1]
+    daemon.wait_log(job + "aborted: .*daemon stopping")
+    assert "stopped" in daemon.log().splitlines()[-1]
 
 
 def test_port_in_use_is_retried_until_it_frees(start_daemon, workdir):
