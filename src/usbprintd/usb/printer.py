@@ -96,34 +96,37 @@ class UsbPrinter:
         settings = self.host.settings_for(self)
         return settings.display_name if settings else self.label
 
-    @property
-    def firmware_pending(self) -> bool:
-        return self.firmware is not None and not self.firmware.loaded
-
-    @property
-    def ready(self) -> bool:
-        return self.identified and not self.open_error and not self.firmware_pending
-
-    @property
-    def state(self) -> str:
-        if self.open_error:
-            return "error"
-        if self.firmware_pending:
-            assert self.firmware is not None
-            return self.firmware.state
-        return self.status
+    def pending_firmware(self) -> FirmwareStatus | None:
+        """The firmware state while the printer cannot take jobs for want of firmware, else
+        None. Known from the moment the printer has a section, before the upload task runs, so
+        the port never opens for a printer that still needs its firmware."""
+        if self.firmware is not None:
+            return None if self.firmware.loaded else self.firmware
+        settings = self.host.settings_for(self)
+        blob = self._blob_needed(settings) if settings else None
+        if blob is None:
+            return None
+        if blob.is_file():
+            return FirmwareStatus("uploading-firmware", f"uploading {blob.name}", 0.0, blob=blob)
+        return FirmwareStatus("needs-firmware", f"needs {blob.name} in {blob.parent}", blob=blob)
 
     def attachment(self) -> Attachment:
-        detail = self.open_error or (self.firmware.detail if self.firmware else "")
+        firmware = self.pending_firmware()
+        if self.open_error:
+            state, detail = "error", self.open_error
+        elif firmware is not None:
+            state, detail = firmware.state, firmware.detail
+        else:
+            state, detail = self.status, ""
         usb = {**self.identity.as_dict(), "device_id": self.device_id,
                "firmware_version": self.fields.get("FWVER", "")}
         return Attachment(
             device_path=self.node,
             source="usb",
-            ready=self.ready,
-            state=self.state,
+            ready=self.identified and not self.open_error and firmware is None,
+            state=state,
             detail=detail,
-            progress=self.firmware.progress if self.firmware_pending and self.firmware else None,
+            progress=firmware.progress if firmware is not None else None,
             usb=usb,
         )
 

@@ -1,0 +1,158 @@
+"""A fake usblp printer for the USB layer's tests, and proof that it behaves like usblp where
+the daemon depends on it (one opener at a time, the other side sees every byte, a stalled
+printer pushes back)."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import select
+import socket
+from dataclasses import dataclass, field
+
+import pytest
+
+HP_1018_ID = "MFG:Hewlett-Packard;MDL:HP LaserJet 1018;CMD:ACL;CLS:PRINTER;DES:HP LaserJet 1018;"
+
+
+@dataclass
+class FakeLp:
+    """One printer behind a node. The daemon's fd is one end of a small-buffered socketpair;
+    the printer side reads it on the event loop (unless `stalled`) into `received`."""
+
+    device_id: str = HP_1018_ID
+    status: int = 0x18
+    firmware_size: int | None = None  # FWVER appears once this many bytes arrived in one open
+    takes_firmware: bool = True
+    fwver: str = "20041006"
+    stalled: bool = False
+    open_errors: list[int] = field(default_factory=list)  # errnos for the next open() calls
+    received: bytearray = field(default_factory=bytearray)
+    opens: int = 0
+    status_reads: int = 0
+    firmware_loaded: bool = False
+    fd: int | None = None
+    _peer: socket.socket | None = None
+    _since_open: int = 0
+
+    def current_id(self) -> str:
+        return self.device_id + (f"FWVER:{self.fwver};" if self.firmware_loaded else "")
+
+    @property
+    def is_open(self) -> bool:
+        if self._peer is None:
+            return False
+        poller = select.poll()
+        poller.register(self._peer, select.POLLHUP)
+        if poller.poll(0):  # the daemon closed its end
+            self.drain()
+            self._close_peer()
+            return False
+        return True
+
+    def attach(self, sock: socket.socket, fd: int) -> None:
+        self.fd, self._peer, self._since_open = fd, sock, 0
+        self.opens += 1
+        if not self.stalled:
+            asyncio.get_running_loop().add_reader(sock.fileno(), self.drain)
+
+    def drain(self) -> None:
+        if self._peer is None or self.stalled:
+            return
+        while True:
+            try:
+                data = self._peer.recv(65536)
+            except BlockingIOError:
+                break
+            if not data:
+                self._close_peer()
+                break
+            self.received += data
+            self._since_open += len(data)
+        if (self.firmware_size is not None and self.takes_firmware
+                and self._since_open >= self.firmware_size):
+            self.firmware_loaded = True
+
+    def _close_peer(self) -> None:
+        if self._peer is not None:
+            if not self.stalled:
+                asyncio.get_running_loop().remove_reader(self._peer.fileno())
+            self._peer.close()
+            self._peer, self.fd = None, None
+
+
+class FakeOps:
+    """LpOps over FakeLp printers keyed by node path."""
+
+    def __init__(self, **printers: FakeLp) -> None:
+        self.printers: dict[str, FakeLp] = {f"/dev/usb/{k}": v for k, v in printers.items()}
+
+    def open(self, path: str) -> int:
+        printer = self.printers.get(path)
+        if printer is None:
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
+        if printer.open_errors:
+            code = printer.open_errors.pop(0)
+            raise OSError(code, os.strerror(code), path)
+        if printer.is_open:
+            raise OSError(errno.EBUSY, os.strerror(errno.EBUSY), path)
+        ours, theirs = socket.socketpair()
+        for sock in (ours, theirs):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.setblocking(False)
+        fd = ours.detach()
+        printer.attach(theirs, fd)
+        return fd
+
+    def _printer(self, fd: int) -> FakeLp:
+        for printer in self.printers.values():
+            if printer.fd == fd and printer.is_open:
+                return printer
+        raise OSError(errno.EBADF, "not an open fake printer")
+
+    def device_id(self, fd: int) -> str:
+        printer = self._printer(fd)
+        printer.drain()
+        return printer.current_id()
+
+    def status(self, fd: int) -> int:
+        printer = self._printer(fd)
+        printer.status_reads += 1
+        return printer.status
+
+
+def test_fake_allows_one_opener_until_closed():
+    async def scenario():
+        ops = FakeOps(lp0=FakeLp())
+        fd = ops.open("/dev/usb/lp0")
+        with pytest.raises(OSError) as busy:
+            ops.open("/dev/usb/lp0")
+        assert busy.value.errno == errno.EBUSY
+        os.close(fd)
+        os.close(ops.open("/dev/usb/lp0"))
+
+    asyncio.run(scenario())
+
+
+def test_fake_receives_what_is_written_and_pushes_back_when_stalled():
+    async def scenario():
+        ops = FakeOps(lp0=FakeLp(), lp1=FakeLp(stalled=True))
+        fd = ops.open("/dev/usb/lp0")
+        os.write(fd, b"job bytes")
+        await asyncio.sleep(0.01)
+        assert ops.printers["/dev/usb/lp0"].received == b"job bytes"
+        os.close(fd)
+        stalled = ops.open("/dev/usb/lp1")
+        with pytest.raises(BlockingIOError):
+            for _ in range(1000):
+                os.write(stalled, b"x" * 4096)
+        os.close(stalled)
+
+    asyncio.run(scenario())
+
+
+def test_missing_node_is_enoent():
+    with pytest.raises(FileNotFoundError):
+        FakeOps().open("/dev/usb/lp9")
