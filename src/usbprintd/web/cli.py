@@ -54,6 +54,24 @@ def password_changes(sections: list[Any], password_hash: str) -> list[Any]:
     return changes
 
 
+def create_password(config_path: str) -> str:
+    """A random password for a development config: the hash goes into it, the password back.
+
+    Runs in the process that then becomes the daemon, hence the built-in hashes."""
+    from usbprintd.web import without_openssl_hashes
+
+    without_openssl_hashes()
+    import secrets
+
+    from usbprintd.uci import open_store
+    from usbprintd.web.passwords import hash_password
+
+    password = secrets.token_urlsafe(12)
+    store = open_store(config_path)
+    store.apply(password_changes(store.load(), hash_password(password)))
+    return password
+
+
 def cmd_set_password(args: argparse.Namespace) -> int:
     from usbprintd.config import parse_config
     from usbprintd.uci import UciError, open_store

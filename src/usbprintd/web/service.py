@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 
 from usbprintd.config import GlobalSettings
 from usbprintd.core import Core
@@ -32,7 +31,9 @@ class WebService:
         self._retry: asyncio.TimerHandle | None = None
 
     def start(self, core: Core) -> None:
-        _without_openssl_hashes()
+        from usbprintd.web import without_openssl_hashes
+
+        without_openssl_hashes()
         from usbprintd.web.app import build_app, find_www
 
         www = find_www()
@@ -89,15 +90,6 @@ class WebService:
         server, self._server = self._server, None
         if server is not None:
             await asyncio.to_thread(server.stop)
-
-
-def _without_openssl_hashes() -> None:
-    """bottle imports hashlib and hmac, and hashlib loads OpenSSL's libcrypto (3 MiB of RAM)
-    for hashes the page computes just as well with Python's built-in SHA-256 (cookies are not
-    signed; PBKDF2 falls back to `passwords._pbkdf2_sha256_builtin`). OpenWrt's python3-light
-    has no `_hashlib` at all, so this is also how the page runs on a router."""
-    if "hashlib" not in sys.modules:
-        sys.modules.setdefault("_hashlib", None)  # type: ignore[arg-type]
 
 
 def _login_hint(settings: GlobalSettings) -> str:
