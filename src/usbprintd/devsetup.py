@@ -11,6 +11,7 @@ from pathlib import Path
 log = logging.getLogger(__name__)
 
 CONFIG_NAME = "usbprintd.conf"
+PASSWORD_NAME = "password"
 FIRST_PRINTER_PORT = 9100
 FIRST_WEB_PORT = 8631
 
@@ -48,4 +49,18 @@ def prepare_state_dir(state_dir: Path) -> Path:
             log.warning("port %d is taken; the virtual printer uses port %d",
                         FIRST_PRINTER_PORT, printer_port)
         log.info("created development config %s", config)
+    _ensure_web_password(config, state_dir / PASSWORD_NAME)
     return config
+
+
+def _ensure_web_password(config: Path, password_file: Path) -> None:
+    """First run: a random web password, hashed into the config and kept for the developer."""
+    if password_file.exists():
+        log.info("web page password: see %s", password_file)
+        return
+    from usbprintd.web.cli import create_password
+
+    password = create_password(str(config))
+    password_file.touch(mode=0o600)
+    password_file.write_text(password + "\n")
+    log.info("web page password (shown once, kept in %s): %s", password_file, password)
