@@ -23,6 +23,7 @@ HOST = "127.0.0.1"
 P910ND_LOCK_DIR = Path("/var/lock/p910nd")
 P910ND_BASE_PORT = 9100
 START_TIMEOUT = 20.0
+WEB_START_TIMEOUT = 5.0  # after the print ports are up
 
 
 class ServerError(RuntimeError):
@@ -63,14 +64,21 @@ def ensure_p910nd() -> str:
     return found
 
 
-def _wait_listening(ports: set[int], processes: list[subprocess.Popen[bytes]], log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
+def _log_tail(log: Path, lines: int = 15) -> str:
+    if not log.exists():
+        return ""
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _wait_listening(ports: set[int], processes: list[subprocess.Popen[bytes]], log: Path,
+                    timeout: float = START_TIMEOUT) -> None:
+    deadline = time.monotonic() + timeout
     while not ports <= listening_ports():
         dead = [p for p in processes if p.poll() is not None]
         if dead or time.monotonic() > deadline:
             why = f"exited with {dead[0].returncode}" if dead else "timed out"
-            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
-            raise ServerError(f"{log.stem}: {why} before listening on {sorted(ports)}\n{tail}")
+            raise ServerError(f"{log.stem}: {why} before listening on {sorted(ports)}\n"
+                              f"{_log_tail(log)}")
         time.sleep(0.02)
 
 
@@ -139,9 +147,10 @@ class Usbprintd(Server):
         )
         self.processes.append(process)
         self.by_port = {printer.port: process for printer in printers}
-        ports = {p.port for p in printers} | ({web_port} if web_port else set())
         try:
-            _wait_listening(ports, self.processes, self.log_path)
+            _wait_listening({p.port for p in printers}, self.processes, self.log_path)
+            if web_port:
+                _wait_listening({web_port}, self.processes, self.log_path, WEB_START_TIMEOUT)
         except ServerError:
             self.stop()
             raise
