@@ -391,6 +391,8 @@ def _add_option(statement: _Statement, where: str, section: UciSection) -> None:
     _expect_arguments(statement, where, 1, 2)
     name = check_name(statement.args[0], "option name")
     value = statement.args[1] if len(statement.args) > 1 else ""
+    if statement.kind == "option" and not value:
+        return  # libuci ignores an empty option while reading (it neither adds nor removes)
     previous = section.options.pop(name, None)
     if statement.kind == "list":
         if previous is None:
@@ -399,7 +401,7 @@ def _add_option(statement: _Statement, where: str, section: UciSection) -> None:
             section.options[name] = [*previous, value]
         else:
             section.options[name] = [previous, value]
-    elif value:  # an empty option does not exist (and removes an earlier one)
+    else:
         section.options[name] = value
 
 
@@ -682,10 +684,13 @@ class FileStore:
 
 class PyUciStore:
     """A UCI package through libuci (pyuci's `uci` module), as LuCI and the `uci` tool use it:
-    libuci's locking, its pending-change directory and its atomic commit.
+    libuci's locking and its atomic commit.
 
-    libuci rewrites the whole file on commit: comments and formatting are not kept (the same as
-    `uci commit`). Anonymous sections are recognised by libuci's generated names (cfgXXXXXX).
+    Pending changes live in a private directory for each call (as LuCI keeps one per session):
+    the store sees committed configuration only, like init scripts do, and never commits what
+    another program left pending. libuci rewrites the whole file on commit, so comments and
+    formatting are not kept (the same as `uci commit`). Anonymous sections are recognised by the
+    names libuci invents for them (cfgXXXXXX).
     """
 
     def __init__(self, package: str = DEFAULT_PACKAGE, confdir: str | None = None,
@@ -698,16 +703,26 @@ class PyUciStore:
         self.savedir = savedir
         self.description = f"UCI package '{package}'" + (f" in {confdir}" if confdir else "")
 
-    def _context(self):  # -> uci.Uci
-        options = {key: value for key, value in
-                   (("confdir", self.confdir), ("savedir", self.savedir)) if value}
+    @contextlib.contextmanager
+    def _savedir(self):  # -> Iterator[str]
+        if self.savedir:
+            yield self.savedir
+            return
+        with tempfile.TemporaryDirectory(prefix="usbprintd-uci-") as private:
+            yield private
+
+    def _context(self, savedir: str):  # -> uci.Uci
+        options = {"savedir": savedir}
+        if self.confdir:
+            options["confdir"] = self.confdir
         return self._uci.Uci(**options)
 
     def _path(self, context) -> str:
         return os.path.join(context.confdir(), self.package)
 
     def load(self) -> list[UciSection]:
-        return [section for _, section in self._read(self._context())]
+        with self._savedir() as savedir:
+            return [section for _, section in self._read(self._context(savedir))]
 
     def _read(self, context) -> list[tuple[str, UciSection]]:
         """(libuci's section name, section) in file order."""
@@ -738,37 +753,52 @@ class PyUciStore:
     def apply(self, changes: list[UciChange]) -> None:
         if not changes:
             return
-        context = self._context()
-        entries = self._read(context)
-        expected = UciDocument.from_sections([section for _, section in entries],
-                                             self.description)
-        expected.apply(changes)  # validates every change before libuci sees any of them
-        names = [(name, section.type) for name, section in entries]
-        self._ensure_file(context)
-        try:
-            for change in changes:
-                self._apply_one(context, names, change)
-            context.commit(self.package)
-        except self._uci.UciException as err:
-            with contextlib.suppress(self._uci.UciException):
-                context.revert(self.package)
-            raise UciError(f"{self.description}: {err}") from err
-        self._verify(expected.sections)
+        with self._savedir() as savedir:
+            context = self._context(savedir)
+            entries = self._read(context)
+            current = [section for _, section in entries]
+            expected = UciDocument.from_sections(current, self.description)
+            expected.apply(changes)  # validates every change before libuci sees any of them
+            if expected.sections == current:
+                return
+            self._ensure_file(context)
+            names = [(name, section.type) for name, section in entries]
+            try:
+                context = self._apply_all(context, savedir, names, changes)
+                context.commit(self.package)
+            except self._uci.UciException as err:
+                with contextlib.suppress(self._uci.UciException):
+                    context.revert(self.package)
+                raise UciError(f"{self.description}: {err}") from err
+            self._verify(self._context(savedir), expected.sections)
 
     def _ensure_file(self, context) -> None:
         with contextlib.suppress(FileExistsError):
             os.close(os.open(self._path(context), os.O_WRONLY | os.O_CREAT | os.O_EXCL,
                              NEW_FILE_MODE))
 
+    def _apply_all(self, context, savedir: str, names: list[tuple[str, str]],
+                   changes: list[UciChange]):  # -> uci.Uci
+        """Apply the changes; returns the context that holds them all, ready to commit."""
+        for change in changes:
+            if isinstance(change, AddSection) and not change.name:
+                # pyuci's add() loads the package itself and fails where it is loaded already:
+                # hand the pending changes over through the save directory, add in a fresh
+                # context, and continue in another fresh one that reads them all back.
+                context.save(self.package)
+                names.append((self._context(savedir).add(self.package, change.type),
+                              change.type))
+                context = self._context(savedir)
+            else:
+                self._apply_one(context, names, change)
+        return context
+
     def _apply_one(self, context, names: list[tuple[str, str]], change: UciChange) -> None:
         package = self.package
         if isinstance(change, AddSection):
-            if change.name:
-                if find_section(names, change.name) is None:
-                    context.set(package, change.name, change.type)
-                    names.append((change.name, change.type))
-            else:
-                names.append((context.add(package, change.type), change.type))
+            if find_section(names, change.name) is None:
+                context.set(package, change.name, change.type)
+                names.append((change.name, change.type))
             return
         name = change.name if isinstance(change, DeleteSection) else change.section
         index = find_section(names, name)
@@ -785,9 +815,9 @@ class PyUciStore:
         else:
             context.set(package, real, change.option, tuple(change.value))
 
-    def _verify(self, expected: list[UciSection]) -> None:
+    def _verify(self, context, expected: list[UciSection]) -> None:
         """pyuci ignores libuci's commit errors; re-reading is how a failed write is noticed."""
-        written = [section for _, section in self._read(self._context())]
+        written = [section for _, section in self._read(context)]
         if written != expected:
             raise UciError(f"{self.description}: the package does not hold the new values after "
                            "commit (libuci could not write it, or another program changed it "

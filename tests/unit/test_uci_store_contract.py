@@ -152,7 +152,8 @@ def test_later_statements_override_earlier_ones_as_in_libuci(subject: Subject) -
                   "\toption b ''\n\toption c 'one'\n\tlist c 'two'\n"
                   "config printer 'p'\n\toption d 'reopened'\n")
     (section,) = subject.store.load()
-    assert section.options == {"a": "2", "c": ["one", "two"], "d": "reopened"}
+    # an empty option read from a file is ignored: it neither adds nor removes (libuci)
+    assert section.options == {"a": "2", "b": "x", "c": ["one", "two"], "d": "reopened"}
 
 
 def test_anonymous_sections_are_named_by_index_among_sections_of_their_type(
