@@ -326,17 +326,7 @@ def validate_printer_form(
 
     Port clashes are checked against the other printers of `current`.
     """
-    values: dict[str, Any] = {}
-    errors: dict[str, str] = {}
-    for option, raw in form.items():
-        parser = PRINTER_PARSERS.get(option)
-        if parser is None:
-            errors[option] = "unknown setting"
-            continue
-        try:
-            values[option] = parser(raw)
-        except InvalidValue as err:
-            errors[option] = str(err)
+    values, errors = _parse_form(form, PRINTER_PARSERS)
     base = current.printer(section)
     if base is None:
         errors["section"] = f"no printer '{section}'"
@@ -351,10 +341,17 @@ def validate_printer_form(
 
 
 def validate_global_form(form: dict[str, str]) -> tuple[dict[str, Any], dict[str, str]]:
+    return _parse_form(form, GLOBAL_PARSERS)
+
+
+def _parse_form(
+    form: dict[str, str], parsers: dict[str, Callable[[str], Any]]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """Parse an owner's edit; every bad field gets its own message."""
     values: dict[str, Any] = {}
     errors: dict[str, str] = {}
     for option, raw in form.items():
-        parser = GLOBAL_PARSERS.get(option)
+        parser = parsers.get(option)
         if parser is None:
             errors[option] = "unknown setting"
             continue
