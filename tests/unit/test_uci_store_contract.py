@@ -473,6 +473,14 @@ def test_the_development_config_template_is_valid_uci() -> None:
                                                     ("printer", "virtual")]
 
 
+def test_the_shipped_default_config_is_valid_uci() -> None:
+    shipped = Path(__file__).resolve().parents[2] / "files" / "etc" / "config" / "usbprintd"
+    if not shipped.exists():
+        pytest.skip(f"{shipped} is not part of this checkout")
+    sections = FileStore(shipped).load()
+    assert [(s.type, s.name) for s in sections][:1] == [("usbprintd", "main")]
+
+
 # --- choosing a store ----------------------------------------------------------------------------
 
 
