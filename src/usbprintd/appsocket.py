@@ -27,7 +27,7 @@ from usbprintd.jobs import Job, JobJournal, Outcome
 log = logging.getLogger(__name__)
 
 CHUNK = 128 * 1024  # the only job buffer: memory per job stays bounded whatever the printer does
-LISTEN_BACKLOG = 16
+LISTEN_BACKLOG = 16  # at least; see listen_backlog()
 BIND_RETRY_SECONDS = 5.0
 MAX_DRAIN_SECONDS = 60.0  # a printer that never stops chattering still releases the client
 STALL_SECONDS = 1.0
@@ -86,28 +86,37 @@ def _enable_keepalive(sock: socket.socket) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 4)
 
 
-def open_listeners(bind: str, port: int) -> list[socket.socket]:
+def listen_backlog(queue_limit: int) -> int:
+    """The kernel's accept queue must hold a burst of as many clients as the job queue admits
+    (they may all arrive before the loop runs): a shorter one drops their handshakes, and with
+    SYN cookies the kernel later resets them in the middle of their job."""
+    return max(LISTEN_BACKLOG, queue_limit + 1)
+
+
+def open_listeners(bind: str, port: int, backlog: int = LISTEN_BACKLOG) -> list[socket.socket]:
     """Listening sockets for `bind` ('' = every IPv4 and IPv6 address, through one dual-stack
     socket when the kernel has IPv6)."""
     if bind:
         family = socket.AF_INET6 if ":" in bind else socket.AF_INET
-        return [_listen(family, bind, port)]
+        return [_listen(family, bind, port, backlog)]
     try:
-        return [_listen(socket.AF_INET6, "::", port, dual_stack=True)]
+        return [_listen(socket.AF_INET6, "::", port, backlog, dual_stack=True)]
     except OSError as err:
         if err.errno not in (errno.EAFNOSUPPORT, errno.EADDRNOTAVAIL, errno.EPROTONOSUPPORT):
             raise
-        return [_listen(socket.AF_INET, "0.0.0.0", port)]
+        return [_listen(socket.AF_INET, "0.0.0.0", port, backlog)]
 
 
-def _listen(family: int, host: str, port: int, dual_stack: bool = False) -> socket.socket:
+def _listen(
+    family: int, host: str, port: int, backlog: int, dual_stack: bool = False
+) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if dual_stack:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
         sock.bind((host, port))
-        sock.listen(LISTEN_BACKLOG)
+        sock.listen(backlog)
         sock.setblocking(False)
     except OSError:
         sock.close()
@@ -154,6 +163,9 @@ class PrintServer:
         old, self.spec = self.spec, spec
         if old.listen_key != spec.listen_key:
             self._close_listeners()
+        elif old.queue_limit != spec.queue_limit:
+            for sock in self.listeners:
+                sock.listen(listen_backlog(spec.queue_limit))
         self._sync_listeners()
         self.on_change()
 
@@ -205,7 +217,8 @@ class PrintServer:
     def _open_listeners(self) -> None:
         loop = asyncio.get_running_loop()
         try:
-            self.listeners = open_listeners(self.spec.bind, self.spec.port)
+            self.listeners = open_listeners(self.spec.bind, self.spec.port,
+                                            listen_backlog(self.spec.queue_limit))
         except OSError as err:
             where = f"{self.spec.bind or '*'}:{self.spec.port}"
             message = f"cannot listen on {where}: {err.strerror or err}"
