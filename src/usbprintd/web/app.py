@@ -23,7 +23,7 @@ import bottle
 from bottle import HTTPError, HTTPResponse, request
 
 from usbprintd import __version__
-from usbprintd.config import GlobalSettings
+from usbprintd.config import GlobalSettings, validate_global_form, validate_printer_form
 from usbprintd.core import Core
 from usbprintd.web.auth import (
     COOKIE_NAME,
@@ -272,8 +272,9 @@ class WebApp:
         return template.render(hostname=socket.gethostname(), session=session,
                                auth=self.gate.mode, version=__version__, **values)
 
-    def _read_form(self, allowed: tuple[str, ...]) -> dict[str, str]:
-        """The request's fields (JSON object or form) as UCI text; 400 on anything else."""
+    def _read_form(self, allowed: tuple[str, ...]) -> tuple[dict[str, str], dict[str, str]]:
+        """The request's fields (JSON object or form) as UCI text, and the fields refused
+        outright (not editable here, or not a scalar); 400 if there is nothing at all."""
         content_type = (request.content_type or "").split(";")[0].strip().lower()
         if content_type == "application/json":
             data = request.json
@@ -283,20 +284,18 @@ class WebApp:
             data = {key: request.forms.getunicode(key) for key in request.forms}
             data.pop(CSRF_FIELD, None)
         form: dict[str, str] = {}
-        errors: dict[str, str] = {}
+        refused: dict[str, str] = {}
         for key, value in data.items():
             if key not in allowed:
-                errors[key] = "unknown setting"
+                refused[key] = "unknown setting"
                 continue
             try:
                 form[key] = _form_value(value)
             except ValueError as err:
-                errors[key] = str(err)
-        if errors:
-            raise api_error(400, "invalid settings", errors)
-        if not form:
+                refused[key] = str(err)
+        if not form and not refused:
             raise api_error(400, "nothing to change")
-        return form
+        return form, refused
 
     # --- pages ---------------------------------------------------------------------------------
 
@@ -424,11 +423,14 @@ class WebApp:
         return json_response({"printer": printer})
 
     def api_update_printer(self, session: Session, section: str) -> HTTPResponse:
-        form = self._read_form(PRINTER_FIELDS)
+        form, refused = self._read_form(PRINTER_FIELDS)
 
         def update(registry: Any) -> tuple[bool, dict[str, str]]:
             if registry.config.printer(section) is None:
                 return False, {}
+            if refused:  # report every problem at once, change nothing
+                return True, {**validate_printer_form(registry.config, section, form)[1],
+                              **refused}
             return True, registry.update_printer(section, form)
 
         exists, errors = self._call(update)
@@ -522,8 +524,11 @@ class WebApp:
         return json_response({"settings": settings, "editable": list(SETTINGS_FIELDS)})
 
     def api_update_settings(self, session: Session) -> HTTPResponse:
-        form = self._read_form(SETTINGS_FIELDS)
-        errors = self._call(lambda registry: registry.update_settings(form))
+        form, refused = self._read_form(SETTINGS_FIELDS)
+        if refused:
+            errors = {**validate_global_form(form)[1], **refused}
+        else:
+            errors = self._call(lambda registry: registry.update_settings(form))
         if errors:
             return self._change_refused(errors)
         log.info("web: %s changed settings: %s", session.user, ", ".join(sorted(form)))
