@@ -91,7 +91,7 @@ def test_booleans_are_written_explicitly():
 
 def test_printer_form_reports_port_clash_and_bad_values_per_field():
     config = parse_config([printer("a", port="9100"), printer("b", port="9101")])
-    values, errors = validate_printer_form(config, "b", {"port": "9100", "name": "B"})
+    _, errors = validate_printer_form(config, "b", {"port": "9100", "name": "B"})
     assert errors == {"port": "port 9100 is already used by 'a'"}
     _, errors = validate_printer_form(config, "b", {"bind": "1.2.3", "enabled": "maybe"})
     assert set(errors) == {"bind", "enabled"}
