@@ -1,0 +1,129 @@
+"""In-process checks of the web page's parts that the HTTP tests cannot reach precisely:
+PBKDF2 without OpenSSL, session and rate-limit clocks, rpcd reply parsing, file names."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from usbprintd.web import auth, passwords
+from usbprintd.web.firmware import FirmwareError, safe_name
+from usbprintd.web.ubus import UbusError, _parse_jsonrpc_reply
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize("password", [b"", b"pw", "pässwörd".encode(), b"x" * 65, b"y" * 200])
+def test_builtin_pbkdf2_matches_openssl(password):
+    salt = b"0123456789abcdef"
+    expected = hashlib.pbkdf2_hmac("sha256", password, salt, 1000, 32)
+    assert passwords._pbkdf2_sha256_builtin(password, salt, 1000) == expected
+
+
+def test_hash_made_with_openssl_verifies_without_it(monkeypatch):
+    stored = passwords.hash_password("open sesame")
+    monkeypatch.delattr(hashlib, "pbkdf2_hmac")
+    assert passwords.verify_password("open sesame", stored)
+    assert not passwords.verify_password("open sesame!", stored)
+
+
+@pytest.mark.parametrize("stored", [
+    "", "garbage", "pbkdf2_sha256$1000$c2FsdA==$" + "A" * 44,  # too few iterations
+    "md5$200000$c2FsdA==$" + "A" * 44, "pbkdf2_sha256$200000$!!$" + "A" * 44,
+    "pbkdf2_sha256$200000$c2FsdA==$c2hvcnQ=",  # wrong key length
+])
+def test_malformed_or_weak_hashes_never_match(stored):
+    assert not passwords.verify_password("", stored)
+    assert not passwords.verify_password("anything", stored)
+
+
+def test_hashes_are_salted():
+    assert passwords.hash_password("same") != passwords.hash_password("same")
+    with pytest.raises(ValueError):
+        passwords.hash_password("x", iterations=1000)
+
+
+def test_local_sessions_expire_when_idle_and_at_the_absolute_limit():
+    clock = Clock()
+    sessions = auth.LocalSessions(clock)
+    idle = sessions.create("admin")
+    clock.now += auth.SESSION_IDLE_SECONDS + 1
+    assert sessions.get(idle.sid) is None
+    busy = sessions.create("admin")
+    for _ in range(auth.SESSION_MAX_SECONDS // 1800):
+        clock.now += 1800
+        assert sessions.get(busy.sid) is not None
+    clock.now += 1800
+    assert sessions.get(busy.sid) is None
+
+
+def test_local_sessions_are_bounded_oldest_first():
+    sessions = auth.LocalSessions(Clock())
+    first = sessions.create("admin")
+    for _ in range(auth.MAX_SESSIONS):
+        sessions.create("admin")
+    assert sessions.get(first.sid) is None
+
+
+def test_login_throttle_opens_again_after_the_window():
+    clock = Clock()
+    throttle = auth.LoginThrottle(clock)
+    for _ in range(auth.LOGIN_FAILURES_ALLOWED):
+        assert throttle.retry_after("10.0.0.1") == 0
+        throttle.failed("10.0.0.1")
+        clock.now += 1
+    wait = throttle.retry_after("10.0.0.1")
+    assert 0 < wait <= auth.LOGIN_WINDOW_SECONDS
+    assert throttle.retry_after("10.0.0.2") == 0
+    clock.now += wait
+    assert throttle.retry_after("10.0.0.1") == 0
+
+
+def test_csrf_tokens_are_per_session_and_per_process():
+    settings = auth.GlobalSettings(auth="password", password_hash="x")
+    gate, other = auth.Gatekeeper(lambda: settings), auth.Gatekeeper(lambda: settings)
+    one, two = auth.Session("a" * 43, "admin", True), auth.Session("b" * 43, "admin", True)
+    assert gate.csrf_valid(one, gate.csrf_token(one))
+    assert not gate.csrf_valid(two, gate.csrf_token(one))
+    assert not other.csrf_valid(one, gate.csrf_token(one))
+    assert not gate.csrf_valid(one, None) and not gate.csrf_valid(one, "")
+
+
+def test_jsonrpc_replies_of_uhttpd():
+    assert _parse_jsonrpc_reply(b'{"jsonrpc":"2.0","id":1,"result":[0,{"access":true}]}',
+                                "x") == {"access": True}
+    assert _parse_jsonrpc_reply(b'{"jsonrpc":"2.0","id":1,"result":[0]}', "x") == {}
+    with pytest.raises(UbusError) as denied:
+        _parse_jsonrpc_reply(b'{"jsonrpc":"2.0","id":1,"result":[6]}', "x")
+    assert denied.value.denied
+    with pytest.raises(UbusError) as no_session:
+        _parse_jsonrpc_reply(
+            b'{"jsonrpc":"2.0","id":1,"error":{"code":-32002,"message":"Access denied"}}', "x")
+    assert no_session.value.denied
+    with pytest.raises(UbusError) as broken:
+        _parse_jsonrpc_reply(b"<html>", "x")
+    assert not broken.value.denied
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("sihp1018.dl", "sihp1018.dl"),
+    ("C:\\Users\\me\\sihpP1005.dl", "sihpP1005.dl"),
+    ("../../etc/passwd", "passwd"),
+    ("fw\0.dl", "fw_.dl"),
+    ("ünïcode.dl", "_n_code.dl"),
+])
+def test_safe_names(name, expected):
+    assert safe_name(name) == expected
+
+
+@pytest.mark.parametrize("name", ["", ".", "..", "...", "/", "a/..", "___", "x" * 65])
+def test_unusable_names(name):
+    with pytest.raises(FirmwareError):
+        safe_name(name)
