@@ -5,7 +5,7 @@ STATE    ?= .state
 PY       := $(VENV)/bin/python
 PIP      := $(VENV)/bin/pip
 APT_TEST := netcat-openbsd cups qemu-system-x86 busybox-static p910nd shellcheck chromium \
-            avahi-utils avahi-daemon socat kmod libusb-1.0-0 python3-venv procps
+            avahi-utils avahi-daemon dbus-daemon iproute2 socat kmod libusb-1.0-0 python3-venv procps
 
 .PHONY: run test test-deps venv lint unit integration e2e browser bench ipk clean
 
@@ -52,6 +52,10 @@ lint: venv
 bench: test-deps venv
 	@$(PY) -c 'import matplotlib' 2>/dev/null || $(PIP) install -q -e '.[bench]'
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+# The OpenWrt 24.10 package (opkg); apk packages for 25.12 come from the SDK (docs/openwrt.md).
+ipk:
+	$(PYTHON) openwrt-feed/tools/build_ipk.py --out build
 
 clean:
 	rm -rf $(VENV) $(STATE) build dist
