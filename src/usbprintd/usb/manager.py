@@ -114,9 +114,14 @@ class UsbPrinters:
             printer.firmware_changed()
 
     async def stop(self) -> None:
+        """The daemon is stopping: end the printers' tasks but leave their attachments, so the
+        registry's shutdown accounts running jobs as aborted, not as unplugged."""
         self._stopped = True
-        for devpath in list(self.present):
-            self.remove(devpath)
+        for printer in self.present.values():
+            task = printer.stop()
+            if task is not None:
+                self._stopping.add(task)
+        self.present.clear()
         if self._stopping:
             await asyncio.gather(*self._stopping, return_exceptions=True)
 

@@ -1,0 +1,346 @@
+"""The daemon on a real kernel USB stack: hotplug, identity across replugs, status, unplug
+mid-job and firmware bring-up, with simulated printers (configfs gadget + usb_f_printer on
+dummy_hcd), real usblp nodes, real uevents, and real clients (nc, sockets).
+
+The daemon runs as `python -m usbprintd run --config FILE`; its state is read from its log
+lines and its ports. Latencies (plug -> accepting, unplug -> refused, firmware -> serving) are
+measured, printed and saved to latency.json in the results share, never asserted tightly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import socket
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from daemon_process import (
+    DaemonProcess,
+    free_port,
+    global_section,
+    port_accepts,
+    read_until_closed,
+    send_with_nc,
+    wait_for,
+)
+from printer_gadget import Printer, generic_printer, hp_laserjet_1018, tail_may_stall
+
+LATENCY_FILE = "latency.json"
+
+
+def payload(size: int, seed: int = 1) -> bytes:
+    assert not tail_may_stall(size), "pick a size whose tail the gadget delivers (P2)"
+    return random.Random(seed * 1_000_003 + size).randbytes(size)
+
+
+def usb_printer(section: str, port: int, **options: str) -> str:
+    """A printer section found by USB identity (no pinned device)."""
+    options = {"enabled": "1", "name": section.capitalize(), "port": str(port),
+               "bind": "127.0.0.1", **options}
+    return f"config printer '{section}'\n" + "".join(
+        f"\toption {key} '{value}'\n" for key, value in options.items()) + "\n"
+
+
+def start(usbprintd: Callable[[str], DaemonProcess], *printers: str,
+          **global_options: str) -> DaemonProcess:
+    daemon = usbprintd(global_section(**global_options) + "".join(printers))
+    # No udevd in the guest: the daemon must listen to the kernel's own uevents (OpenWrt case).
+    daemon.wait_log(r"watching USB printers \(kernel events\)", timeout=15)
+    return daemon
+
+
+def refuses(port: int) -> bool:
+    return not port_accepts(port)
+
+
+def timed(condition: Callable[[], object], timeout: float, interval: float = 0.01) -> float:
+    """Seconds until `condition` holds (polling every `interval`)."""
+    started = time.monotonic()
+    wait_for(condition, timeout, interval)
+    return time.monotonic() - started
+
+
+def plug_and_time(printer: Printer, port: int, timeout: float = 10.0) -> tuple[float, float]:
+    """Plug in; returns (seconds from the cable to the lp node, from the node to accepting)."""
+    started = time.monotonic()
+    printer.plug(wait=False)
+    node_after = timed(lambda: printer.lp_path, timeout)
+    node_seen = time.monotonic()
+    wait_for(lambda: port_accepts(port), timeout, 0.01)
+    return node_after, time.monotonic() - node_seen
+
+
+@pytest.fixture(scope="module")
+def latency():
+    """Collects latencies; saved for the benchmark report when the module ends."""
+    measured: dict[str, float] = {}
+    yield measured
+    results = os.environ.get("USBPRINTD_E2E_RESULTS")
+    if results and measured:
+        path = Path(results) / LATENCY_FILE
+        saved = json.loads(path.read_text()) if path.exists() else {}
+        saved.update({key: round(value * 1000, 1) for key, value in measured.items()})
+        path.write_text(json.dumps(saved, indent=2, sort_keys=True) + "\n")
+        print(f"latencies: {saved}")
+
+
+# --- plug, print, back-channel -------------------------------------------------------------
+
+
+def test_plugged_printer_serves_within_a_second_and_jobs_round_trip(printers, usbprintd,
+                                                                     latency):
+    port = free_port()
+    daemon = start(usbprintd, usb_printer("office", port, usb_id="0525:a4a8", serial="E2E0001",
+                                          bidirectional="1"), drain_grace="3")
+    printer = printers.new(generic_printer("E2E0001"))
+    assert refuses(port)
+    to_node, to_accept = plug_and_time(printer, port)
+    print(f"cable -> lp node {to_node * 1000:.0f} ms, lp node -> port accepting "
+          f"{to_accept * 1000:.0f} ms")
+    latency["plug_to_accept"] = to_node + to_accept
+    assert to_accept < 1.0
+    daemon.wait_log(r"E2E Test Printer \(0525:a4a8, serial E2E0001\) at /dev/usb/lp\d")
+
+    job = payload(300_001)
+    assert send_with_nc(port, job) == b""
+    assert printer.wait_received(len(job), timeout=20) == job
+
+    printer.clear()
+    answer = b"@PJL USTATUS DEVICE\r\nCODE=10001\r\nONLINE=TRUE\r\n\x0c"
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        second = payload(70_003, seed=2)
+        sock.sendall(second)
+        sock.shutdown(socket.SHUT_WR)
+        printer.wait_received(len(second), timeout=20)
+        printer.answer(answer)  # the printer talks back after the job
+        assert read_until_closed(sock, timeout=20) == answer
+    assert printer.received() == second
+    daemon.wait_log(r"office: job \d+ from .* done: 70003 bytes in, %d bytes out" % len(answer))
+
+
+# --- status ----------------------------------------------------------------------------------
+
+
+def test_paper_out_shows_in_the_status_between_jobs_and_during_a_stalled_job(printers,
+                                                                               usbprintd):
+    port = free_port()
+    daemon = start(usbprintd, usb_printer("office", port, usb_id="0525:a4a8", serial="E2E0001"))
+    printer = printers.new(generic_printer("E2E0001"), plug=True)
+    wait_for(lambda: port_accepts(port), 10)
+
+    printer.paper_out(True, hold=False)  # between jobs: the daemon opens the node briefly
+    daemon.wait_log(r"Office: paper out", timeout=8)
+    printer.paper_out(False)
+    daemon.wait_log(r"Office: online", timeout=8)
+
+    # During a job: the printer stops taking data, then reports paper out; the status is read
+    # through the job's own fd once it has stalled, and the job completes when paper is back.
+    printer.hold(True)
+    job = payload(1_048_577, seed=3)
+    sender = threading.Thread(target=send_with_nc, args=(port, job), kwargs={"timeout": 60})
+    sender.start()
+    daemon.wait_log(r"office: job \d+ from \S+ started", count=1)
+    time.sleep(2)
+    printer.set_status(0x30)
+    daemon.wait_log(r"Office: paper out", timeout=8, count=2)
+    printer.paper_out(False)  # status and data flow back
+    sender.join(60)
+    assert not sender.is_alive()
+    assert printer.wait_received(len(job), timeout=30) == job
+    daemon.wait_log(r"Office: online", timeout=8, count=2)
+
+
+# --- unplug mid-job, replug ----------------------------------------------------------------
+
+
+def test_unplug_mid_job_fails_the_job_closes_the_client_and_replug_serves_again(
+        printers, usbprintd, latency):
+    port = free_port()
+    daemon = start(usbprintd, usb_printer("office", port, usb_id="0525:a4a8", serial="E2E0001"))
+    printer = printers.new(generic_printer("E2E0001"), plug=True)
+    wait_for(lambda: port_accepts(port), 10)
+    printer.hold(True)  # a long job: the printer takes its time
+
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sender = threading.Thread(target=_send_ignoring_reset, args=(sock, payload(4_000_001)))
+    sender.start()
+    daemon.wait_log(r"office: job \d+ from \S+ started")
+    time.sleep(1)
+    started = time.monotonic()
+    printer.unplug(wait=False)
+    wait_for(lambda: refuses(port), 10, 0.01)
+    latency["unplug_to_refused"] = time.monotonic() - started
+    print(f"unplug -> port refused {latency['unplug_to_refused'] * 1000:.0f} ms")
+    assert read_until_closed(sock, timeout=10) == b""  # closed (reset): the client knows
+    sender.join(10)
+    sock.close()
+    daemon.wait_log(r"office: job \d+ from \S+ failed")
+    assert daemon.alive
+
+    printer.hold(False)
+    printer.plug()
+    wait_for(lambda: port_accepts(port), 10)
+    job = payload(20_001, seed=4)
+    printer.clear()
+    send_with_nc(port, job)
+    assert printer.wait_received(len(job), timeout=20) == job
+
+
+def _send_ignoring_reset(sock: socket.socket, data: bytes) -> None:
+    try:
+        sock.sendall(data)
+    except OSError:
+        pass  # the daemon reset the connection when the printer went away
+
+
+# --- identity ------------------------------------------------------------------------------
+
+
+def test_two_identical_models_keep_their_ports_across_replug_in_the_other_order(printers,
+                                                                               usbprintd):
+    port_a, port_b = free_port(), free_port()
+    start(usbprintd,
+          usb_printer("alpha", port_a, usb_id="0525:a4a8", serial="SER-A"),
+          usb_printer("beta", port_b, usb_id="0525:a4a8", serial="SER-B"))
+    alpha = printers.new(generic_printer("SER-A"))
+    beta = printers.new(generic_printer("SER-B"))
+
+    def check_routing() -> None:
+        for printer, port, seed in ((alpha, port_a, 5), (beta, port_b, 6)):
+            wait_for(lambda p=port: port_accepts(p), 10)
+            printer.clear()
+            job = payload(9_001, seed)
+            send_with_nc(port, job)
+            assert printer.wait_received(len(job), timeout=20) == job
+
+    alpha.plug()
+    beta.plug()
+    first = (alpha.lp_path, alpha.usb_device.name, beta.lp_path, beta.usb_device.name)
+    check_routing()
+    alpha.unplug()
+    beta.unplug()
+    wait_for(lambda: refuses(port_a) and refuses(port_b), 10)
+    beta.plug()  # now beta takes the first port and lp node
+    alpha.plug()
+    second = (alpha.lp_path, alpha.usb_device.name, beta.lp_path, beta.usb_device.name)
+    print(f"first plug: {first}; second plug: {second}")
+    assert first[0] == second[2] and first[2] == second[0]  # lp nodes swapped
+    check_routing()
+
+
+def test_printers_without_serial_are_added_once_and_keep_their_ports_by_usb_path(printers,
+                                                                                  usbprintd):
+    base = free_port()
+    daemon = start(usbprintd, autoadd="1", base_port=str(base))
+    one = printers.new(generic_printer(None))
+    two = printers.new(generic_printer(None))
+    one.plug()
+    two.plug()
+    udcs = {one.name: one.udc, two.name: two.udc}
+    daemon.wait_log(r"new printer '.*' saved as section", count=2)
+    config = daemon.config_path.read_text()
+    ports = _ports_by_usb_path(config)
+    assert sorted(ports.values()) == [base, base + 1], config
+    assert not re.search(r"option serial '.+'", config)
+    paths = {one.name: one.usb_device.name, two.name: two.usb_device.name}
+
+    one.unplug()
+    two.unplug()
+    two.plug(udcs[two.name])  # other order, same sockets
+    one.plug(udcs[one.name])
+    for printer, seed in ((one, 7), (two, 8)):
+        port = ports[paths[printer.name]]
+        wait_for(lambda p=port: port_accepts(p), 10)
+        printer.clear()
+        job = payload(5_001, seed)
+        send_with_nc(port, job)
+        assert printer.wait_received(len(job), timeout=20) == job
+    assert daemon.config_path.read_text() == config  # no further writes: flash is precious
+
+
+def _ports_by_usb_path(config: str) -> dict[str, int]:
+    ports = {}
+    for block in config.split("config printer")[1:]:
+        path = re.search(r"option usb_path '([^']+)'", block).group(1)
+        ports[path] = int(re.search(r"option port '(\d+)'", block).group(1))
+    return ports
+
+
+# --- firmware ------------------------------------------------------------------------------
+
+
+def test_firmware_printer_gets_its_blob_then_serves_and_again_after_a_power_cycle(
+        printers, usbprintd, tmp_path, latency):
+    model = hp_laserjet_1018()
+    firmware_dir = tmp_path / "firmware"
+    firmware_dir.mkdir()
+    blob = payload(model.firmware.size, seed=9)
+    (firmware_dir / "sihp1018.dl").write_bytes(blob)
+    port = free_port()
+    daemon = start(usbprintd, usb_printer("laser", port, usb_id="03f0:4117",
+                                          serial="FAKE1018SN0001"),
+                   firmware_dir=str(firmware_dir))
+    printer = printers.new(model)
+    started = time.monotonic()
+    printer.plug()
+    wait_for(lambda: port_accepts(port), 40, 0.02)
+    latency["firmware_to_serving"] = time.monotonic() - started
+    print(f"plug of a firmware printer -> serving {latency['firmware_to_serving'] * 1000:.0f} ms")
+    daemon.wait_log(r"Laser: firmware sihp1018\.dl loaded \(FWVER 20041006\)")
+    assert printer.firmware_loaded
+    assert printer.received()[:len(blob)] == blob
+
+    job = payload(50_001, seed=10)
+    send_with_nc(port, job)
+    assert printer.wait_received(len(job), timeout=20, after_firmware=True) == job
+
+    printer.power_cycle()  # forgets its firmware; the daemon must upload it again
+    daemon.wait_log(r"Laser: firmware sihp1018\.dl loaded", timeout=40, count=2)
+    wait_for(lambda: port_accepts(port), 10)
+
+
+def test_missing_firmware_keeps_the_port_closed_until_the_blob_arrives_and_sighup(
+        printers, usbprintd, tmp_path):
+    firmware_dir = tmp_path / "firmware"
+    firmware_dir.mkdir()
+    model = hp_laserjet_1018()
+    port = free_port()
+    daemon = start(usbprintd, usb_printer("laser", port, usb_id="03f0:4117",
+                                          serial="FAKE1018SN0001"),
+                   firmware_dir=str(firmware_dir))
+    printer = printers.new(model, plug=True)
+    daemon.wait_log(r"Laser: needs sihp1018\.dl in " + re.escape(str(firmware_dir)), timeout=10)
+    time.sleep(1)
+    assert refuses(port) and not printer.firmware_loaded
+
+    (firmware_dir / "sihp1018.dl").write_bytes(payload(model.firmware.size, seed=11))
+    daemon.reload()  # SIGHUP: no replug needed
+    wait_for(lambda: port_accepts(port), 40, 0.05)
+    assert printer.firmware_loaded
+    daemon.wait_log(r"Laser: firmware sihp1018\.dl loaded")
+
+
+# --- printers the kernel gives no lp device ---------------------------------------------------
+
+
+def test_printer_without_usblp_is_reported_with_its_reason_and_served_when_bound(
+        printers, usbprintd):
+    port = free_port()
+    daemon = start(usbprintd, usb_printer("office", port, usb_id="0525:a4a8", serial="E2E0001"))
+    printer = printers.new(generic_printer("E2E0001"), plug=True)
+    wait_for(lambda: port_accepts(port), 10)
+    interface = f"{printer.usb_device.name}:1.0"
+    usblp = Path("/sys/bus/usb/drivers/usblp")
+    (usblp / "unbind").write_text(interface)
+    wait_for(lambda: refuses(port), 10)
+    # libusb reads the 1284 ID (the name) of a printer usblp does not hold
+    line = daemon.wait_log(r"USB printer .* is not served: usblp did not take it", timeout=10)
+    assert "E2E Test Printer (0525:a4a8, E2E0001)" in line
+    (usblp / "bind").write_text(interface)
+    wait_for(lambda: port_accepts(port), 10)
