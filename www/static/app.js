@@ -140,8 +140,10 @@
 		const usb = printer.usb || {};
 		const id = usb.usb_id || usb.id || s.usb_id;
 		const serial = usb.serial || s.serial;
-		if (!id && !serial) return printer.device ? 'virtual (' + printer.device + ')' : '–';
-		return [id, serial ? 'serial ' + serial : '', s.usb_path ? 'port ' + s.usb_path : ''].filter(Boolean).join(', ');
+		if (!id && !serial) {
+			return [s.device ? 'no USB identity' : '–', s.device ? el('span', 'sub path', s.device) : null];
+		}
+		return [id || '–', el('span', 'sub', [serial ? 'serial ' + serial : '', s.usb_path ? 'port ' + s.usb_path : ''].filter(Boolean).join(', '))];
 	}
 
 	function stateCell(printer) {
@@ -182,7 +184,7 @@
 		name.href = edit.href;
 		const row = el('tr', 'tr',
 			td(el('strong', '', name), el('span', 'sub', model(printer))),
-			td(usbIdentity(printer)),
+			td(...usbIdentity(printer)),
 			td(s.bind ? s.bind + ':' + s.port : String(s.port)),
 			td(...stateCell(printer)),
 			td(...jobText(printer.active_job)),
@@ -243,11 +245,19 @@
 
 	/* --- forms ------------------------------------------------------------------------- */
 
-	function formValues(form) {
+	function changedValues(form) {
+		// Only what the owner changed: the log and the UCI file show just that.
 		const values = {};
 		for (const input of form.querySelectorAll('input[name], select[name]')) {
 			if (input.type === 'file' || input.type === 'hidden') continue;
-			values[input.name] = input.type === 'checkbox' ? input.checked : input.value;
+			if (input.type === 'checkbox') {
+				if (input.checked !== input.defaultChecked) values[input.name] = input.checked;
+			} else if (input.tagName === 'SELECT') {
+				const initial = Array.from(input.options).find((o) => o.defaultSelected);
+				if (!initial || initial.value !== input.value) values[input.name] = input.value;
+			} else if (input.value !== input.defaultValue) {
+				values[input.name] = input.value;
+			}
 		}
 		return values;
 	}
@@ -289,9 +299,14 @@
 		form.addEventListener('submit', async (event) => {
 			event.preventDefault();
 			clearErrors(form);
+			const values = changedValues(form);
+			if (!Object.keys(values).length) {
+				showNotice('Nothing changed.', '');
+				return;
+			}
 			const button = form.querySelector('button[type=submit]');
 			button.disabled = true;
-			const result = await api('POST', path, formValues(form));
+			const result = await api('POST', path, values);
 			button.disabled = false;
 			if (result.ok) {
 				keepAsDefaults(form);
@@ -322,7 +337,7 @@
 			const printer = result.data.printer;
 			show(box, 'state', ...stateCell(printer));
 			show(box, 'model', model(printer) || '–');
-			show(box, 'usb', usbIdentity(printer));
+			show(box, 'usb', ...usbIdentity(printer));
 			show(box, 'device', printer.device || 'not plugged in');
 			show(box, 'listening', printer.listening.length ? printer.listening.join(', ') : 'nothing (port closed)');
 			show(box, 'job', ...jobText(printer.active_job), printer.queue.length ? el('span', 'sub', printer.queue.length + ' waiting') : '');

@@ -1,5 +1,5 @@
 % rebase('layout.tpl')
-% s = printer['settings']
+% s = settings
 <h2 name="content" id="printer-title">{{printer['name']}}</h2>
 <div class="cbi-map-descr">Settings of this printer (UCI section <code>{{printer['section']}}</code>).
 "Save &amp; Apply" changes only this printer: jobs on other printers go on undisturbed.</div>

@@ -114,6 +114,12 @@ def _form_value(value: Any) -> str:
     raise ValueError("must be text, a number or a boolean")
 
 
+def _as_form_text(values: dict[str, Any]) -> dict[str, Any]:
+    """Values as a form shows them: 300.0 seconds as '300'; booleans stay for checkboxes."""
+    return {key: int(value) if isinstance(value, float) and value.is_integer() else value
+            for key, value in values.items()}
+
+
 def _loopback_host(host_header: str) -> bool:
     host = urlsplit(f"//{host_header}").hostname or ""
     if host == "localhost":
@@ -308,7 +314,8 @@ class WebApp:
             raise HTTPError(404, f"There is no printer '{section}'.")
         firmware = [blob.name for blob in self._firmware_store().blobs()]
         return self._render("printer", session, title=printer["name"], page="status",
-                            printer=printer, firmware_files=firmware)
+                            printer=printer, settings=_as_form_text(printer["settings"]),
+                            firmware_files=firmware)
 
     def firmware_page(self, session: Session) -> str:
         return self._render("firmware", session, title="Firmware", page="firmware",
@@ -317,7 +324,7 @@ class WebApp:
     def settings_page(self, session: Session) -> str:
         settings = self._call(lambda registry: registry.snapshot()["settings"])
         return self._render("settings", session, title="Settings", page="settings",
-                            settings=settings)
+                            settings=_as_form_text(settings))
 
     def log_page(self, session: Session) -> str:
         return self._render("log", session, title="Log", page="log")
