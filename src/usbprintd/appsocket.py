@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import errno
 import logging
+import os
 import socket
 import struct
 import time
@@ -323,13 +324,28 @@ class PrintServer:
         self.on_change()
 
     def _start_next(self) -> None:
-        if self.active is not None or not self.waiting:
+        if self.active is not None:
             return
-        client = self.waiting.popleft()
+        client = self._next_waiting_client()
+        if client is None:
+            return
         self._unwatch(client)
         self.active = client
         self._task = asyncio.get_running_loop().create_task(self._run(client))
         self._task.add_done_callback(lambda _: self._job_finished(client))
+
+    def _next_waiting_client(self) -> Client | None:
+        """The first waiting client still connected. One that reset while it waited (after
+        sending part of its job, so the hang-up watch had ended) failed before its turn:
+        printing the part would only waste paper, twice over for clients that reset and
+        resend."""
+        while self.waiting:
+            client = self.waiting.popleft()
+            error = client.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if not error:
+                return client
+            self._drop_waiting(client, Outcome.LEFT, f"client went away: {os.strerror(error)}")
+        return None
 
     def _job_finished(self, client: Client) -> None:
         if not client.job.outcome.finished:  # cancelled before it ever ran
