@@ -58,6 +58,9 @@ class LibusbScanner:
                 log.warning("USB printer %s (%s) is not served: %s", entry["name"],
                             f"{entry['usb_id']}, {entry['serial'] or entry['usb_path']}",
                             entry["reason"])
+                if entry["device_id"]:
+                    log.info("%s: device ID read through libusb: '%s'", entry["usb_id"],
+                             entry["device_id"])
         self._told = set(keys)
 
     # --- libusb ----------------------------------------------------------------------------
