@@ -8,10 +8,11 @@ which boots the guest once.
 from __future__ import annotations
 
 import os
+import shutil
 
 import pytest
 from vmharness.guest_tests import COLLECT_ENV, GUEST_PREFIX
-from vmharness.qemu import GuestRun, MachineSpec, run_guest_pytest
+from vmharness.qemu import CACHE_DIR, GuestRun, MachineSpec, run_guest_pytest
 
 GUEST_SIDE = bool(os.environ.get("USBPRINTD_E2E_GUEST") or os.environ.get(COLLECT_ENV))
 collect_ignore_glob = [] if GUEST_SIDE else ["guest/*"]
@@ -51,6 +52,9 @@ def guest_run(request: pytest.FixtureRequest) -> GuestRun:
         f"{len(selected) or 'all'} guest tests; guest uptime at stage 2 {stage2} s, at power-off "
         f"{end} s; QEMU wall time {run.wall_seconds:.1f} s; files in {run.results_dir}"
     )
+    latency = run.results_dir / "latency.json"  # measured by guest/test_daemon_usb.py
+    if latency.exists():
+        shutil.copyfile(latency, CACHE_DIR / "latency.json")  # for the benchmark report
     return run
 
 
