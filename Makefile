@@ -39,7 +39,7 @@ unit: venv
 integration: venv
 	$(PY) -m pytest -q tests/integration
 
-e2e: venv
+e2e: test-deps venv
 	$(PY) -m pytest -q tests/e2e
 
 browser: venv

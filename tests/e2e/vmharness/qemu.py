@@ -7,6 +7,7 @@ the guest hides behind a tmpfs, still works) and a per-run results directory (re
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -80,9 +81,13 @@ class GuestRun:
         return float(text) if text else None
 
     def kernel_alarms(self) -> list[str]:
-        """dmesg lines that mean the kernel itself went wrong (P3 and friends)."""
-        return [line for line in self.dmesg.splitlines()
-                if any(alarm in line for alarm in KERNEL_LOG_ALARMS)]
+        """Kernel log lines that mean the kernel itself went wrong (P3 and friends).
+
+        The serial console is searched too: a guest that locked up never saves dmesg, but
+        warnings and BUGs reach the console (loglevel=4) as they happen.
+        """
+        lines = dict.fromkeys(self.dmesg.splitlines() + self.console.splitlines())
+        return [line for line in lines if any(alarm in line for alarm in KERNEL_LOG_ALARMS)]
 
     def describe_failure(self, lines: int = 40) -> str:
         """What to show when the guest produced no usable result."""
@@ -104,8 +109,10 @@ def prepare(spec: MachineSpec = MachineSpec()) -> tuple[KernelImage, Path]:
     """Kernel and initramfs, from the cache when they are current."""
     check_host()
     CACHE_DIR.mkdir(exist_ok=True)
-    image = prepare_kernel(CACHE_DIR, spec.kver)
-    return image, prepare_initramfs(image)
+    with (CACHE_DIR / "setup.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # concurrent runs share one cache
+        image = prepare_kernel(CACHE_DIR, spec.kver)
+        return image, prepare_initramfs(image)
 
 
 def new_results_dir() -> Path:

@@ -69,7 +69,7 @@ class PrinterModel:
 
 def hp_laserjet_1018(serial: str | None = "FAKE1018SN0001", firmware_size: int = 190_001,
                      fwver: str = "20041006") -> PrinterModel:
-    """03f0:4117, host-based, forgets its firmware at power-off (research §1.1-1.2)."""
+    """03f0:4117, host-based: needs its firmware after every power-on (FWVER in the ID)."""
     return PrinterModel(
         UsbIdentity(0x03F0, 0x4117, "Hewlett-Packard", "HP LaserJet 1018", serial),
         "MFG:Hewlett-Packard;MDL:HP LaserJet 1018;CMD:ACL;CLS:PRINTER;DES:HP LaserJet 1018;",
