@@ -67,6 +67,24 @@ def test_wrong_password_is_refused_and_right_one_gives_a_strict_cookie(web):
     assert client.get("/api/session").json["csrf_token"] == client.csrf
 
 
+def test_plain_html_forms_work_without_script(web):
+    client = web.client()
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    wrong = client.post("/api/login", raw=b"password=nope&next=/log", headers=form)
+    assert wrong.status == 303
+    assert wrong.header("Location").startswith("/login?next=/log&error=")
+    body = f"password={PASSWORD.replace(' ', '+')}&next=/log".encode()
+    right = client.post("/api/login", raw=body, headers=form)
+    assert right.status == 303 and right.header("Location") == "/log"
+    token = client.get("/api/session").json["csrf_token"]
+    saved = client.post("/api/settings", raw=f"queue_limit=5&csrf_token={token}".encode(),
+                        headers=form, csrf=False)
+    assert saved.status == 200
+    assert uci_option(web.config, "main", "queue_limit") == "5"
+    offsite = client.post("/api/login", raw=body + b"&next=//evil.example/", headers=form)
+    assert offsite.header("Location") == "/"
+
+
 def test_logout_ends_the_session(web):
     client = web.logged_in()
     stolen = dict(client.cookies)
