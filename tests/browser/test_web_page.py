@@ -171,3 +171,36 @@ def test_settings_log_and_logout(page, web, screenshot):
     page.goto(web.url + "/settings")
     expect(page).to_have_url(re.compile(r"/login\?next=/settings$"))
     assert script_errors(page) == []
+
+
+def test_every_known_printer_is_listed_and_an_absent_one_can_be_forgotten(page, tmp_path,
+                                                                          screenshot):
+    from daemon_process import printer_section
+
+    serving, _, _ = spool_printer(tmp_path, "office")
+    resting, _, resting_port = spool_printer(tmp_path, "basement", enabled="0")
+    unplugged = tmp_path / "unplugged"
+    unplugged.mkdir()
+    absent = printer_section("attic", unplugged, free_port())
+    web = start_web_daemon(tmp_path, serving + resting + absent)
+    web.url = f"http://127.0.0.1:{web.web_port}"
+    try:
+        unplugged.rmdir()
+        log_in(page, web)
+        states = {"office": "serving", "basement": "disabled", "attic": "absent"}
+        for section, state in states.items():
+            row = page.locator(f"#printers tr[data-section={section}]")
+            expect(row.locator(".label")).to_have_text(state)
+        assert not port_accepts(resting_port)
+        screenshot(page, "status-states")
+        page.locator("#printers tr[data-section=attic]").get_by_role("link", name="Edit").click()
+        expect(page.locator("#forget-section")).to_be_visible()
+        page.on("dialog", lambda dialog: dialog.accept())
+        page.get_by_role("button", name="Forget this printer").click()
+        expect(page).to_have_url(web.url + "/")
+        expect(page.locator("#printers tr[data-section=office]")).to_be_visible()
+        expect(page.locator("#printers tr[data-section=attic]")).to_have_count(0)
+        assert "attic" not in web.config
+        assert script_errors(page) == []
+    finally:
+        web.daemon.stop()

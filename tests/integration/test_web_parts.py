@@ -127,3 +127,59 @@ def test_safe_names(name, expected):
 def test_unusable_names(name):
     with pytest.raises(FirmwareError):
         safe_name(name)
+
+
+class RecordingRegistry:
+    """Stands in for the registry behind `Core.call`: counts firmware notifications."""
+
+    def __init__(self, settings) -> None:
+        from usbprintd.config import Config
+
+        self.config = Config(settings=settings)
+        self.firmware_notices = 0
+
+    def firmware_changed(self) -> None:
+        self.firmware_notices += 1
+
+
+class DirectCore:
+    def __init__(self, registry) -> None:
+        from usbprintd.eventlog import EventLog
+
+        self.registry = registry
+        self.events = EventLog()
+
+    def call(self, function, timeout: float = 10.0):
+        return function(self.registry)
+
+
+def wsgi_request(app, method: str, path: str, body: bytes = b"", **headers: str):
+    import io
+    from wsgiref.util import setup_testing_defaults
+
+    environ = {"REQUEST_METHOD": method, "PATH_INFO": path, "HTTP_HOST": "127.0.0.1",
+               "CONTENT_LENGTH": str(len(body)), "wsgi.input": io.BytesIO(body),
+               **{f"HTTP_{k.upper()}": v for k, v in headers.items()}}
+    setup_testing_defaults(environ)
+    status: list[str] = []
+    chunks = app(environ, lambda s, h, exc_info=None: status.append(s))
+    return int(status[0].split()[0]), b"".join(chunks)
+
+
+def test_firmware_uploads_and_deletions_notify_the_registry(tmp_path):
+    from usbprintd.config import GlobalSettings
+    from usbprintd.web.app import WebApp, find_www
+
+    settings = GlobalSettings(auth="none", web_listen="127.0.0.1",
+                              firmware_dir=str(tmp_path / "fw"))
+    registry = RecordingRegistry(settings)
+    web = WebApp(DirectCore(registry), lambda: settings, find_www())
+    token = web.gate.csrf_token(web.gate.session(None))
+    status, _ = wsgi_request(web.wsgi, "PUT", "/api/firmware/sihp1020.dl", b"blob",
+                             X_CSRF_TOKEN=token)
+    assert status == 201 and registry.firmware_notices == 1
+    status, _ = wsgi_request(web.wsgi, "PUT", "/api/firmware/..", b"blob", X_CSRF_TOKEN=token)
+    assert status == 400 and registry.firmware_notices == 1
+    status, _ = wsgi_request(web.wsgi, "DELETE", "/api/firmware/sihp1020.dl",
+                             X_CSRF_TOKEN=token)
+    assert status == 204 and registry.firmware_notices == 2

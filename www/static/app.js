@@ -132,7 +132,10 @@
 
 	function model(printer) {
 		const usb = printer.usb || {};
-		return usb.model || usb.product || [usb.manufacturer, usb.product].filter(Boolean).join(' ') || '';
+		const product = usb.product || '';
+		const maker = usb.manufacturer || '';
+		if (!product) return maker;
+		return maker && !product.toLowerCase().startsWith(maker.toLowerCase()) ? maker + ' ' + product : product;
 	}
 
 	function usbIdentity(printer) {
@@ -143,7 +146,7 @@
 		if (!id && !serial) {
 			return [s.device ? 'no USB identity' : '–', s.device ? el('span', 'sub path', s.device) : null];
 		}
-		return [id || '–', el('span', 'sub', [serial ? 'serial ' + serial : '', s.usb_path ? 'port ' + s.usb_path : ''].filter(Boolean).join(', '))];
+		return [id || '–', el('span', 'sub', [serial ? 'serial ' + serial : '', (usb.usb_path || s.usb_path) ? 'USB port ' + (usb.usb_path || s.usb_path) : ''].filter(Boolean).join(', '))];
 	}
 
 	function stateCell(printer) {
@@ -189,7 +192,7 @@
 			td(...stateCell(printer)),
 			td(...jobText(printer.active_job)),
 			td(String(printer.queue.length)),
-			td(...countsText(printer)),
+			el('td', 'td num', ...countsText(printer)),
 			el('td', 'td actions', edit));
 		row.dataset.section = printer.section;
 		row.dataset.state = printer.state;
