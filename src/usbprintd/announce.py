@@ -199,6 +199,8 @@ def admin_url(hostname: str, web_port: int) -> str:
 class Announcer(Protocol):
     """Publishes the full desired set of services; `update` may block (run it off the loop)."""
 
+    description: str
+
     def update(self, records: Sequence[ServiceRecord]) -> None: ...
 
     def close(self) -> None: ...
@@ -234,6 +236,7 @@ class UmdnsAnnouncer:
         self.publish_command = tuple(publish_command)
         self.umdns_command = tuple(umdns_command)
         self.run = run
+        self.description = "umdns (procd service data)"
         self._published: list[ServiceRecord] | None = None
 
     def update(self, records: Sequence[ServiceRecord]) -> None:
@@ -287,6 +290,7 @@ class ZeroconfAnnouncer:
         self.server = server or f"usbprintd-{socket.gethostname()}.local."
         self.addresses = list(addresses) if addresses else _announce_addresses(interfaces)
         self._registered: dict[str, Any] = {}  # instance -> zeroconf.ServiceInfo
+        self.description = f"python-zeroconf as {self.server} ({', '.join(self.addresses)})"
 
     def _info(self, record: ServiceRecord) -> Any:
         from zeroconf import ServiceInfo
@@ -299,8 +303,10 @@ class ZeroconfAnnouncer:
 
     def update(self, records: Sequence[ServiceRecord]) -> None:
         wanted = {record.instance: self._info(record) for record in records}
+        changed = False
         for instance in [i for i in self._registered if i not in wanted]:
             self._zeroconf.unregister_service(self._registered.pop(instance))
+            changed = True
         for instance, info in wanted.items():
             current = self._registered.get(instance)
             if current is None:
@@ -310,6 +316,9 @@ class ZeroconfAnnouncer:
             else:
                 continue
             self._registered[instance] = info
+            changed = True
+        if changed:
+            log.info("mDNS: announcing %s", ", ".join(wanted) or "nothing")
 
     def close(self) -> None:
         self._zeroconf.unregister_all_services()
@@ -331,6 +340,7 @@ class NullAnnouncer:
 
     def __init__(self, reason: str) -> None:
         self.reason = reason
+        self.description = f"nothing ({reason})"
         self._told = False
 
     def update(self, records: Sequence[ServiceRecord]) -> None:
@@ -425,7 +435,12 @@ class _Publisher:
         self._thread.join(timeout=30)
 
     def _run(self) -> None:
-        announcer = self._make_announcer()
+        try:
+            announcer = self._make_announcer()
+        except Exception:  # e.g. no usable network interface yet
+            log.exception("mDNS announcer could not start")
+            announcer = NullAnnouncer("the announcer could not start")
+        log.info("mDNS: announcing with %s", announcer.description)
         try:
             while True:
                 with self._wake:

@@ -334,6 +334,7 @@ def test_nothing_is_announced_when_mdns_is_off_globally() -> None:
 
 @dataclass
 class RecordingAnnouncer:
+    description = "a recording"
     updates: list[list[ServiceRecord]] = field(default_factory=list)
     closed: threading.Event = field(default_factory=threading.Event)
     changed: threading.Condition = field(default_factory=threading.Condition)
@@ -409,3 +410,19 @@ def test_records_of_real_printers_serialise_for_the_init_script(device_id: str) 
     assert set(entry) == {"key", "name", "type", "port", "txt"}
     assert entry["txt"][0] == "txtvers=1"
     assert all("=" in text for text in entry["txt"])
+
+
+def test_an_announcer_that_cannot_start_leaves_the_daemon_running(caplog) -> None:
+    import asyncio
+
+    def broken(settings: GlobalSettings):
+        raise OSError("no multicast-capable interface")
+
+    registry = registry_with(PrinterSettings("lj", name="Hall", port=9100))
+    service = AnnounceService(choose=broken, hostname=lambda: "OpenWrt")
+    with caplog.at_level(logging.INFO):
+        service.start(FakeCore(registry))
+        registry.changed()
+        asyncio.run(service.stop())
+    assert "could not start" in caplog.text
+    assert "announcing with nothing" in caplog.text
