@@ -113,6 +113,19 @@ def test_port_status_shows_paper_out_and_clears(printer):
         assert port_status(fd) == 0x18
 
 
+def test_paper_out_set_before_plugging_is_reported_from_the_start(printers):
+    printer = printers.new()
+    printer.paper_out()
+    printer.plug()
+    with lp(printer) as fd:
+        assert port_status(fd) == 0x30
+        write_all(fd, b"waits for paper")
+        time.sleep(0.5)
+        assert printer.received() == b""
+        printer.paper_out(False)
+        assert printer.wait_received(15) == b"waits for paper"
+
+
 def test_paper_out_printer_stops_taking_data_until_paper_is_back(printers):
     printer = printers.new(q_len=2, plug=True)  # the gadget buffers only 2 x 8 KiB (P6)
     payload = os.urandom(256 * 1024)

@@ -51,8 +51,9 @@ class DeviceChannel:
         self._thread: threading.Thread | None = None
         self.errors: list[BaseException] = []
 
-    def open(self, timeout: float = 10.0) -> None:
-        """Open once the host configured the device (ENODEV before that), start serving."""
+    def open(self, timeout: float = 10.0, status: int | None = None) -> None:
+        """Open once the host configured the device (ENODEV before that), set the initial
+        port `status` if given, then start serving (call hold() before to start held)."""
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -63,6 +64,8 @@ class DeviceChannel:
                         or time.monotonic() > deadline:
                     raise
                 time.sleep(0.02)
+        if status is not None:
+            self.status = status
         self._wake = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._thread = threading.Thread(target=self._serve, name=f"printer {self.node.name}",
                                         daemon=True)

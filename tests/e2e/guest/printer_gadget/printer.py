@@ -133,10 +133,9 @@ class Printer:
             self.gadget.create()
         node = self.gadget.bind(udc or self.stack.free_udc())
         self._channel = DeviceChannel(node, self._on_data)
-        self._channel.open(timeout)
         self._channel.hold(self._holding)
-        if self._status != STATUS_SELECTED | STATUS_NOT_ERROR:
-            self._channel.status = self._status
+        default = self._status == STATUS_SELECTED | STATUS_NOT_ERROR  # what open() sets
+        self._channel.open(timeout, status=None if default else self._status)
         return self.wait_lp(timeout) if wait else None
 
     def unplug(self, wait: bool = True, timeout: float = 10.0) -> None:
@@ -151,7 +150,8 @@ class Printer:
             wait_for(lambda: lp_node_for(udc) is None, timeout, f"{self.name}'s lp node to go")
 
     def power_cycle(self) -> Path | None:
-        """Unplug, forget the firmware (RAM-only on these printers), plug into the same port."""
+        """Unplug, forget the firmware (RAM-only on these printers) and any live ID change,
+        plug into the same port."""
         udc = self.gadget.udc
         self.unplug()
         self.gadget.pnp_string = self.model.pnp_string
