@@ -79,7 +79,7 @@ class Daemon:
 
     def _reload(self, registry: Registry) -> None:
         log.info("SIGHUP: reloading configuration")
-        registry.reload()
+        registry.reload(edited_outside=True)
         registry.firmware_changed()  # a blob dropped into firmware_dir by hand
         for service in self.services:
             service.reload()

@@ -52,6 +52,7 @@ class Registry:
         self._stopping: list[asyncio.Task[None]] = []
         self._reported_issues: set[str] = set()
         self._global_section: str | None = None
+        self._loaded_sections = 0
         self.unserved_usb: tuple[dict[str, str], ...] = ()
 
     # --- observers -----------------------------------------------------------------------------
@@ -74,16 +75,24 @@ class Registry:
 
     # --- configuration -----------------------------------------------------------------------
 
-    def reload(self) -> bool:
-        """Re-read the store and converge; a broken file keeps the last good config serving."""
+    def reload(self, edited_outside: bool = False) -> bool:
+        """Re-read the store and converge; a broken file keeps the last good config serving.
+
+        `edited_outside` (SIGHUP): an empty or missing package where there was a configuration
+        is far likelier a file truncated by a full flash or a slip at the shell than a wish to
+        stop every printer, so it counts as broken too (a restart starts from it)."""
         try:
             sections = self.store.load()
+            if edited_outside and not sections and self._loaded_sections:
+                raise UciError("holds no configuration (empty or missing); restart the daemon "
+                               "to start from an empty one")
         except (UciError, OSError) as err:
             self.config_error = f"{self.store.description}: {err}"
             log.error("configuration not loaded, keeping the last good one: %s", self.config_error)
             self.changed()
             return False
         self.config = parse_config(sections)
+        self._loaded_sections = len(sections)
         self._global_section = next(
             (s.name for s in sections if s.type == GLOBAL_TYPE), None)
         self.config_error = ""
