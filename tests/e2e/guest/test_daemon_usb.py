@@ -116,6 +116,9 @@ def test_plugged_printer_serves_within_a_second_and_jobs_round_trip(printers, us
         assert read_until_closed(sock, timeout=20) == answer
     assert printer.received() == second
     daemon.wait_log(rf"office: job \d+ from .* done: 70003 bytes in, {len(answer)} bytes out")
+    status = Path(f"/proc/{daemon.process.pid}/status").read_text()
+    print("daemon memory with one USB printer:",
+          ", ".join(line for line in status.splitlines() if line.startswith(("VmRSS", "VmHWM"))))
 
 
 # --- status ----------------------------------------------------------------------------------
