@@ -365,14 +365,18 @@ def test_node_that_appears_late_or_busy_is_retried():
         ops, scenario)
 
 
-def test_node_that_never_opens_is_an_error_with_the_reason():
-    ops = FakeOps()  # no such node
+def test_node_that_never_opens_is_an_error_with_the_reason_until_it_opens():
+    ops = FakeOps()  # no such node yet
 
     async def scenario(w: World):
         w.printers.add(found("lp0", serial="AAA"))
-        await until(lambda: w.printers.present[found("lp0", "AAA").devpath].open_error,
-                    timeout=5)
-        assert w.state("office") == "absent"  # not matched before its ID could be read
+        await until(lambda: w.state("office") == "error", timeout=5)
+        assert w.attachment("office").detail == (
+            "cannot open /dev/usb/lp0: No such file or directory")
+        assert not w.attachment("office").ready
+        ops.printers["/dev/usb/lp0"] = FakeLp(firmware_loaded=True)
+        await until(lambda: w.state("office") == "serving")
+        assert w.attachment("office").usb["device_id"].startswith(HP_1018_ID)
 
     run([settings(free_port()), printer_section("office", free_port(), usb_id="03f0:4117")],
         ops, scenario)

@@ -167,8 +167,9 @@ class UsbPrinter:
 
     async def _step(self) -> None:
         if not self.identified or self.open_error:
-            if not await self._identify():
-                self.host.changed(self)
+            opened = await self._identify()
+            self.host.changed(self)
+            if not opened:
                 await self._wait(self.timings.status_interval)
             return
         settings = self.host.settings_for(self)
@@ -193,6 +194,7 @@ class UsbPrinter:
                 log.warning("%s (%s): %s; retrying", self.label, self.identity.describe(),
                             message)
             self.open_error = message
+            self._announce()  # matched anyway, so the owner sees the printer and why
             return False
         try:
             self._read_id(fd)
@@ -202,13 +204,21 @@ class UsbPrinter:
             os.close(fd)
         if self.open_error:
             log.info("%s: %s opens again", self.name, self.node)
-        self.open_error = ""
-        if not self.identified:
-            self.identified = True
+            self.open_error = ""
+        self._announce()
+        return True
+
+    def _announce(self) -> None:
+        """The first time the printer is known: the host finds (or creates) its section."""
+        if self.identified:
+            return
+        self.identified = True
+        if self.open_error:
+            log.info("USB printer %s (%s) at %s", self.label, self.identity.describe(), self.node)
+        else:
             log.info("USB printer %s (%s) at %s, device ID '%s'", self.label,
                      self.identity.describe(), self.node, self.device_id)
-            self.host.identified(self)
-        return True
+        self.host.identified(self)
 
     def _read_id(self, fd: int) -> None:
         try:
