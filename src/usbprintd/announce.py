@@ -210,8 +210,12 @@ Runner = Callable[[Sequence[str]], None]
 
 
 def run_command(argv: Sequence[str]) -> None:
-    """Run a helper command; a failure raises with its message."""
-    result = subprocess.run(list(argv), capture_output=True, text=True, timeout=30, check=False)
+    """Run a helper command; a failure (or a hang) raises OSError with its message."""
+    try:
+        result = subprocess.run(list(argv), capture_output=True, text=True, timeout=30,
+                                check=False)
+    except subprocess.TimeoutExpired:
+        raise OSError(f"{' '.join(argv)}: no answer after 30 s") from None
     if result.returncode != 0:
         message = (result.stderr or result.stdout).strip() or f"exit status {result.returncode}"
         raise OSError(f"{' '.join(argv)}: {message}")
@@ -243,8 +247,8 @@ class UmdnsAnnouncer:
         wanted = list(records)
         if wanted == self._published:
             return
-        self.write_state(wanted)
         try:
+            self.write_state(wanted)
             self.run(self.publish_command)
             self.run(self.umdns_command)
         except OSError as err:

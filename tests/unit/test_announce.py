@@ -426,3 +426,15 @@ def test_an_announcer_that_cannot_start_leaves_the_daemon_running(caplog) -> Non
         asyncio.run(service.stop())
     assert "could not start" in caplog.text
     assert "announcing with nothing" in caplog.text
+
+
+def test_run_command_reports_failures_as_oserror() -> None:
+    from usbprintd.announce import run_command
+
+    run_command(["true"])
+    with pytest.raises(OSError, match="exit status 3"):
+        run_command(["sh", "-c", "exit 3"])
+    with pytest.raises(OSError, match="Not found"):
+        run_command(["sh", "-c", "echo 'Command failed: Not found' >&2; exit 4"])
+    with pytest.raises(OSError):
+        run_command(["/nonexistent/ubus"])
