@@ -214,6 +214,9 @@ class SlowPrinter:
         if self._process is not None:
             self._process.terminate()
             self._process.join(5)
+            if self._process.is_alive():
+                self._process.kill()
+                self._process.join()
             self._process = None
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)

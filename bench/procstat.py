@@ -46,6 +46,13 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
+def user_system_seconds(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of `pid`'s threads: where a server's time goes, in its own
+    code or in the kernel's socket and device work."""
+    fields = _stat_fields(pid)
+    return int(fields[11]) / CLOCK_TICKS, int(fields[12]) / CLOCK_TICKS
+
+
 def total_cpu_seconds(pids: Iterable[int]) -> float:
     return sum(cpu_seconds(pid) for pid in pids)
 

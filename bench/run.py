@@ -31,6 +31,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.clients import JobError, SlowPrinter
+from bench.isolation import enter_namespace
 from bench.latency import latency_markdown, load_latencies
 from bench.plot import write_png
 from bench.scenarios import (
@@ -47,31 +48,11 @@ from bench.servers import REPO, P910nd, Server, ServerError, Usbprintd, ensure_p
 from bench.stats import BASELINE, SUBJECT, markdown_table
 
 RESULTS = REPO / "bench" / "results"
-NAMESPACE_MARK = "USBPRINTD_BENCH_NAMESPACE"
 PHASES = ("main", "slow", "fleet", "web")
 
 
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-# --- isolation ---------------------------------------------------------------------------------
-
-
-def reexec_in_namespace(argv: list[str]) -> int | None:
-    """Run this script again inside `unshare --net --mount`; None if that is not possible."""
-    if os.environ.get(NAMESPACE_MARK) or os.geteuid() != 0 or not shutil.which("unshare"):
-        return None
-    command = ["unshare", "--net", "--mount", "--propagation", "private", "--",
-               sys.executable, str(Path(__file__).resolve()), *argv]
-    return subprocess.call(command, env={**os.environ, NAMESPACE_MARK: "1"})
-
-
-def prepare_namespace() -> None:
-    """Loopback up; a private tmpfs on /run/lock for p910nd's lock files."""
-    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=1777", "bench-lock", "/run/lock"],
-                   check=True)
 
 
 # --- runs --------------------------------------------------------------------------------------
@@ -253,14 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     servers = [s for s in args.servers.split(",") if s]
     p910nd_binary = ensure_p910nd() if BASELINE in servers else None
-    if not args.no_namespace:
-        code = reexec_in_namespace(argv)
-        if code is not None:
-            return code
-        if os.environ.get(NAMESPACE_MARK):
-            prepare_namespace()
-        else:
-            log("unshare unavailable (needs root): using the host's loopback")
+    if not args.no_namespace and (code := enter_namespace(Path(__file__), argv)) is not None:
+        return code
     return run(args, servers, p910nd_binary)
 
 

@@ -134,6 +134,10 @@ class Server:
 class Usbprintd(Server):
     name = "usbprintd"
 
+    def __init__(self, workdir: Path, python_args: tuple[str, ...] = ()) -> None:
+        super().__init__(workdir)
+        self.python_args = python_args  # e.g. ("-m", "cProfile", "-o", FILE) for profiling
+
     def start(self, printers: list[Printer], web_port: int = 0) -> Usbprintd:
         config = self.workdir / "usbprintd.conf"
         config.write_text(usbprintd_config(printers, web_port))
@@ -141,7 +145,8 @@ class Usbprintd(Server):
                "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO / "src"),
                                                            os.environ.get("PYTHONPATH")]))}
         process = subprocess.Popen(
-            [sys.executable, "-m", "usbprintd", "run", "--config", str(config)],
+            [sys.executable, *self.python_args, "-m", "usbprintd", "run", "--config",
+             str(config)],
             stdin=subprocess.DEVNULL, stdout=self._open_log(), stderr=subprocess.STDOUT,
             cwd=self.workdir, env=env,
         )
