@@ -199,7 +199,7 @@ class UsbPrinter:
         try:
             self._read_id(fd)
             with contextlib.suppress(OSError):
-                self.status = decode_status(self.ops.status(fd))
+                self._set_status(decode_status(self.ops.status(fd)))
         finally:
             os.close(fd)
         if self.open_error:
@@ -277,12 +277,18 @@ class UsbPrinter:
         raw = self._read_status()
         if raw is None:
             return
-        status = decode_status(raw)
-        if status != self.status:
-            level = logging.INFO if status == "online" else logging.WARNING
-            log.log(level, "%s: %s", self.name, STATUS_TEXT[status])
-            self.status = status
+        if self._set_status(decode_status(raw)):
             self.host.changed(self)
+
+    def _set_status(self, status: str) -> bool:
+        """Remember the status; a change is logged ('HP LaserJet 1018: paper out'). It starts
+        as 'online', so a printer plugged in out of paper says so at once."""
+        if status == self.status:
+            return False
+        level = logging.INFO if status == "online" else logging.WARNING
+        log.log(level, "%s: %s", self.name, STATUS_TEXT[status])
+        self.status = status
+        return True
 
     def _read_status(self) -> int | None:
         """The status byte, read only when it is safe: between jobs (a brief open of its own)
