@@ -10,11 +10,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from usbprintd.core import Core
-from usbprintd.usb.libusb_scan import LibusbScanner
-from usbprintd.usb.lp import UsblpOps
-from usbprintd.usb.manager import UsbPrinters
+
+if TYPE_CHECKING:  # imported in start(): a machine without USB never loads them
+    from usbprintd.usb.hotplug import UdevWatcher
+    from usbprintd.usb.libusb_scan import LibusbScanner
+    from usbprintd.usb.manager import UsbPrinters
 
 log = logging.getLogger(__name__)
 
@@ -28,13 +31,17 @@ class UsbService:
 
     def __init__(self) -> None:
         self.printers: UsbPrinters | None = None
-        self.watcher = None
-        self.scanner = LibusbScanner()
+        self.watcher: UdevWatcher | None = None
+        self.scanner: LibusbScanner | None = None
         self._scan_timer: asyncio.TimerHandle | None = None
 
     def start(self, core: Core) -> None:
         from usbprintd.usb.hotplug import UdevWatcher
+        from usbprintd.usb.libusb_scan import LibusbScanner
+        from usbprintd.usb.lp import UsblpOps
+        from usbprintd.usb.manager import UsbPrinters
 
+        self.scanner = LibusbScanner()
         self.printers = UsbPrinters(core.registry, UsblpOps())
         self.watcher = UdevWatcher(
             on_add=self.printers.add,
@@ -71,7 +78,7 @@ class UsbService:
 
     def _scan_unbound(self) -> None:
         self._scan_timer = None
-        if self.printers is not None:
+        if self.printers is not None and self.scanner is not None:
             self.printers.set_unbound(self.scanner.scan())
 
 
