@@ -2,21 +2,20 @@
 not from this benchmark: it only reports what that harness recorded, and says so when nothing is
 there. It never makes numbers up.
 
-Expected file (written by tests/e2e): tests/e2e/.cache/latency.json
+Expected file (written by tests/e2e): tests/e2e/.cache/latency.json, either flat
 
-    {"measured_at": "2025-01-01T12:00:00Z",          # optional
-     "source": "tests/e2e/test_hotplug.py",          # optional
-     "figures": {"plug_to_accepting_s": [0.41, 0.39],  # a number or a list of samples (seconds)
-                 "unplug_to_refused_s": 0.05,
-                 "firmware_to_serving_s": {"samples": [2.1, 2.3]}}}
+    {"plug_to_accept_ms": 450.7, "unplug_to_refused_ms": 24.0, "firmware_to_serving_ms": 1517.1}
 
+or with the figures under "figures" and optional "measured_at" / "source"; each value is a
+number, a list of samples or {"samples": [...]}. The key's suffix gives the unit (_ms or _s).
 A flat object without "figures" is read the same way.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +26,20 @@ LATENCY_FILE = REPO / "tests" / "e2e" / ".cache" / "latency.json"
 NOT_MEASURED = "not measured in this run"
 
 LABELS = {
-    "plug_to_accepting_s": "USB plug → port accepting",
-    "unplug_to_refused_s": "USB unplug → connection refused",
-    "firmware_to_serving_s": "Firmware upload start → port serving",
+    "plug_to_accept": "USB plug → port accepting",
+    "plug_to_accepting": "USB plug → port accepting",
+    "unplug_to_refused": "USB unplug → connection refused",
+    "firmware_to_serving": "Firmware upload start → port serving",
 }
+UNITS = {"_ms": "ms", "_s": "s"}
+
+
+def label_and_unit(key: str) -> tuple[str, str]:
+    for suffix, unit in UNITS.items():
+        if key.endswith(suffix):
+            base = key[: -len(suffix)]
+            return LABELS.get(base, base), unit
+    return LABELS.get(key, key), ""
 
 
 @dataclass(frozen=True)
@@ -76,8 +85,12 @@ def load_latencies(path: Path = LATENCY_FILE) -> Latencies | None:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    return parse_latencies(data, str(path.relative_to(REPO) if path.is_relative_to(REPO)
-                                     else path))
+    latencies = parse_latencies(data, str(path.relative_to(REPO) if path.is_relative_to(REPO)
+                                          else path))
+    if latencies is not None and latencies.measured_at == "unknown":
+        stamp = datetime.fromtimestamp(path.stat().st_mtime, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        latencies = replace(latencies, measured_at=f"{stamp} (file time)")
+    return latencies
 
 
 def latency_markdown(latencies: Latencies | None) -> str:
@@ -86,9 +99,9 @@ def latency_markdown(latencies: Latencies | None) -> str:
         return (f"{title}: {NOT_MEASURED} (plug → accepting, unplug → refused, firmware upload "
                 f"→ serving; no {LATENCY_FILE.relative_to(REPO)})")
     lines = [f"{title}, from {latencies.source}, measured {latencies.measured_at} "
-             "(not by this run):", "", "| Latency | Seconds median (min-max) | Runs |",
-             "|---|---:|---:|"]
+             "(not by this run):", "", "| Latency | Unit | Median (min-max) | Runs |",
+             "|---|---|---:|---:|"]
     for key, summary in latencies.rows.items():
-        lines.append(f"| {LABELS.get(key, key)} | {format_summary(summary)} "
-                     f"| {len(summary.samples)} |")
+        label, unit = label_and_unit(key)
+        lines.append(f"| {label} | {unit} | {format_summary(summary)} | {len(summary.samples)} |")
     return "\n".join(lines)

@@ -36,7 +36,7 @@ class Settings:
 
     @classmethod
     def quick(cls) -> Settings:
-        return cls(reps=2, bulk_mib=256, slow_mib=16, slow_reps=2, growth_jobs=3000, settle=0.5)
+        return cls(reps=2, bulk_mib=256, slow_mib=32, slow_reps=2, growth_jobs=3000, settle=0.5)
 
 
 Measurements = dict[str, float | None]

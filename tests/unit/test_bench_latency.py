@@ -42,5 +42,18 @@ def test_latency_samples_are_summarised_from_numbers_lists_and_objects(tmp_path)
     assert latencies.rows["firmware_to_serving_s"].high == 2.4
     text = latency_markdown(latencies)
     assert NOT_MEASURED not in text
-    assert "| USB plug → port accepting | 0.400 (0.300-0.500) | 3 |" in text
+    assert "| USB plug → port accepting | s | 0.400 (0.300-0.500) | 3 |" in text
     assert "2025-01-01T12:00:00Z" in text
+
+
+def test_the_e2e_harness_flat_file_in_milliseconds_is_read_with_its_unit(tmp_path):
+    path = tmp_path / "latency.json"
+    path.write_text(json.dumps({"firmware_to_serving_ms": 1517.1, "plug_to_accept_ms": 450.7,
+                                "unplug_to_refused_ms": 24.0}))
+    latencies = load_latencies(path)
+    assert latencies is not None
+    assert latencies.measured_at.endswith("(file time)")
+    text = latency_markdown(latencies)
+    assert "| USB plug → port accepting | ms | 451 | 1 |" in text
+    assert "| USB unplug → connection refused | ms | 24 | 1 |" in text
+    assert "| Firmware upload start → port serving | ms | 1517 | 1 |" in text
