@@ -79,6 +79,7 @@ def test_unusable_replies_give_an_empty_id(buffer):
     ({}, "Samsung", "ML-2160 Series", "Samsung ML-2160 Series"),
     ({}, "", "", ""),
     ({"MFG": "Zebra"}, "", "", "Zebra"),
+    ({"MFG": "Acme\n", "MDL": "Laser\t\x07 9000\r"}, "", "", "Acme Laser 9000"),
 ])
 def test_make_and_model(fields, manufacturer, product, name):
     assert make_and_model(fields, manufacturer, product) == name

@@ -7,6 +7,8 @@ canonical upper-case keys so callers (names, mDNS TXT records, firmware checks) 
 
 from __future__ import annotations
 
+import re
+
 DEVICE_ID_MIN_LENGTH = 14  # CUPS rejects shorter length fields as garbage
 
 KEY_ALIASES: dict[str, str] = {
@@ -78,10 +80,9 @@ def make_and_model(fields: dict[str, str], manufacturer: str = "", product: str 
 
     The model usually repeats the maker ('MFG:Hewlett-Packard;MDL:HP LaserJet 1018'), so the maker
     is prefixed only when the model does not already start with it."""
-    maker = fields.get("MFG") or manufacturer
-    model = fields.get("MDL") or product
-    maker = _SHORT_MAKERS.get(maker.lower(), maker).strip()
-    model = model.strip()
+    maker = _printable(fields.get("MFG") or manufacturer)
+    model = _printable(fields.get("MDL") or product)
+    maker = _SHORT_MAKERS.get(maker.lower(), maker)
     if not model:
         return maker
     if not maker or model.lower().startswith(maker.lower()):
@@ -90,3 +91,9 @@ def make_and_model(fields: dict[str, str], manufacturer: str = "", product: str 
 
 
 _SHORT_MAKERS = {"hewlett-packard": "HP", "hewlett packard": "HP"}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _printable(text: str) -> str:
+    """One line of plain text: a name goes into UCI, logs and mDNS."""
+    return " ".join(_CONTROL.sub(" ", text).split())
