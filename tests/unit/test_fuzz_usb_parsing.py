@@ -10,11 +10,10 @@ from __future__ import annotations
 import string
 from pathlib import Path
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from usbprintd.uci import FileStore, UciError
+from usbprintd.uci import FileStore
 from usbprintd.usb.identity import UsbIdentity, exact_match, new_printer_values, unique_label
 from usbprintd.usb.ieee1284 import (
     KEY_ALIASES,
@@ -169,11 +168,6 @@ def test_a_new_printer_saved_by_autoadd_is_recognised_after_a_replug(
     save_and_read_back(tmp_path_factory.mktemp("config"), identity, fields)
 
 
-@pytest.mark.xfail(strict=True, raises=UciError, reason=(
-    "usb layer: serial, manufacturer, product and 1284 MDL strings with control characters "
-    "(e.g. ESC, CR) reach registry.add_printer unchanged and the UCI store refuses them, so "
-    "such a printer is never saved nor served; they need cleaning where they are read "
-    "(usb/sysfs.py read_attribute, usb/ieee1284.py), the same way on every replug"))
 @SLOW_FUZZ
 @given(identities(raw_usb_string), st.dictionaries(st.just("MDL"), raw_usb_string))
 def test_a_printer_with_control_characters_in_its_strings_is_saved_too(

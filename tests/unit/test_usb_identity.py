@@ -113,3 +113,11 @@ def test_unique_label_numbers_a_second_printer_of_a_model():
     assert unique_label("HP LaserJet 1018", []) == "HP LaserJet 1018"
     assert unique_label("HP LaserJet 1018", ["hp laserjet 1018"]) == "HP LaserJet 1018 (2)"
     assert unique_label("X", ["X", "X (2)"]) == "X (3)"
+
+
+def test_printer_strings_are_cleaned_the_same_way_on_every_read():
+    raw = UsbIdentity("03f0", "4117", serial=" AB\x1bC\r\n", manufacturer="HP\x00",
+                      product="Laser\tJet ")
+    assert (raw.serial, raw.manufacturer, raw.product) == ("AB C", "HP", "Laser Jet")
+    assert raw == UsbIdentity("03f0", "4117", serial="AB C", manufacturer="HP",
+                              product="Laser Jet")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from usbprintd.config import Config, PrinterSettings
+from usbprintd.usb.text import one_line
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,11 @@ class UsbIdentity:
     protocol: int | None = None  # bInterfaceProtocol: 1 uni-, 2 bidirectional, 3 IEEE 1284.4
     busnum: int = 0
     devnum: int = 0
+
+    def __post_init__(self) -> None:
+        # The printer's own strings, cleaned the same way wherever an identity is made.
+        for name in ("serial", "manufacturer", "product"):
+            object.__setattr__(self, name, one_line(getattr(self, name)))
 
     @property
     def usb_id(self) -> str:

@@ -7,7 +7,7 @@ canonical upper-case keys so callers (names, mDNS TXT records, firmware checks) 
 
 from __future__ import annotations
 
-import re
+from usbprintd.usb.text import one_line
 
 DEVICE_ID_MIN_LENGTH = 14  # CUPS rejects shorter length fields as garbage
 
@@ -80,8 +80,8 @@ def make_and_model(fields: dict[str, str], manufacturer: str = "", product: str 
 
     The model usually repeats the maker ('MFG:Hewlett-Packard;MDL:HP LaserJet 1018'), so the maker
     is prefixed only when the model does not already start with it."""
-    maker = _printable(fields.get("MFG") or manufacturer)
-    model = _printable(fields.get("MDL") or product)
+    maker = one_line(fields.get("MFG") or manufacturer)
+    model = one_line(fields.get("MDL") or product)
     maker = _SHORT_MAKERS.get(maker.lower(), maker)
     if not model:
         return maker
@@ -91,9 +91,3 @@ def make_and_model(fields: dict[str, str], manufacturer: str = "", product: str 
 
 
 _SHORT_MAKERS = {"hewlett-packard": "HP", "hewlett packard": "HP"}
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def _printable(text: str) -> str:
-    """One line of plain text: a name goes into UCI, logs and mDNS."""
-    return " ".join(_CONTROL.sub(" ", text).split())
