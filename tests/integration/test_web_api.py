@@ -352,6 +352,18 @@ def test_reload_moves_the_web_page_only_when_its_address_changes(web):
     assert moved.login().status == 200
 
 
+def test_web_page_on_ipv6_loopback(tmp_path):
+    web = start_web_daemon(tmp_path, web_listen="::1")
+    try:
+        web.daemon.wait_log(rf"web page: http://\[::1\]:{web.web_port}/")
+        client = web.client(host="::1")
+        assert client.login().status == 200
+        assert client.get("/api/printers").status == 200
+        assert not port_accepts(web.web_port)  # not on 127.0.0.1
+    finally:
+        web.daemon.stop()
+
+
 def test_page_is_served_while_a_slow_page_request_hangs(web):
     """One silent browser connection must not block the page for everyone else."""
     hung = socket.create_connection(("127.0.0.1", web.web_port))

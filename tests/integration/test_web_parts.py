@@ -183,3 +183,16 @@ def test_firmware_uploads_and_deletions_notify_the_registry(tmp_path):
     status, _ = wsgi_request(web.wsgi, "DELETE", "/api/firmware/sihp1020.dl",
                              X_CSRF_TOKEN=token)
     assert status == 204 and registry.firmware_notices == 2
+
+
+def test_set_password_on_a_terminal_asks_twice(monkeypatch):
+    import getpass
+
+    from usbprintd.web import cli
+
+    answers = iter(["first password", "other password"])
+    monkeypatch.setattr(getpass, "getpass", lambda prompt="": next(answers))
+    with pytest.raises(cli.PasswordRefused, match="differ"):
+        cli.read_password(from_stdin=False)
+    answers = iter(["same password", "same password"])
+    assert cli.read_password(from_stdin=False) == "same password"

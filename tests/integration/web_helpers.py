@@ -55,7 +55,8 @@ class WebClient:
 
     def request(self, method: str, path: str, body: Any = None, *, raw: bytes | None = None,
                 headers: dict[str, str] | None = None, csrf: bool = True) -> Reply:
-        sent = {"Host": f"{self.host}:{self.port}", **(headers or {})}
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        sent = {"Host": f"{host}:{self.port}", **(headers or {})}
         payload: bytes | None = raw
         if body is not None:
             payload = json.dumps(body).encode()
@@ -127,7 +128,7 @@ def start_web_daemon(workdir: Path, printers: str = "", extra_env: dict[str, str
     global_options.setdefault("firmware_dir", str(workdir / "firmware"))
     daemon = DaemonProcess(workdir, web_config(web_port, printers, **global_options), extra_env)
     daemon.start()
-    daemon.wait_log(rf"web page: http://127\.0\.0\.1:{web_port}/")
+    daemon.wait_log(rf"web page: http://\S+:{web_port}/")
     return WebDaemon(daemon, web_port, workdir)
 
 
