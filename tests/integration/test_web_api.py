@@ -72,7 +72,9 @@ def test_plain_html_forms_work_without_script(web):
     form = {"Content-Type": "application/x-www-form-urlencoded"}
     wrong = client.post("/api/login", raw=b"password=nope&next=/log", headers=form)
     assert wrong.status == 303
-    assert wrong.header("Location").startswith("/login?next=/log&error=")
+    assert wrong.header("Location") == "/login?next=/log&error=denied"
+    assert "wrong user name or password" in client.get(wrong.header("Location")).body.decode()
+    assert "call 555" not in client.get("/login?error=call+555").body.decode()
     body = f"password={PASSWORD.replace(' ', '+')}&next=/log".encode()
     right = client.post("/api/login", raw=body, headers=form)
     assert right.status == 303 and right.header("Location") == "/log"
@@ -350,6 +352,25 @@ def test_reload_moves_the_web_page_only_when_its_address_changes(web):
     moved = web.client()
     moved.port = new_port
     assert moved.login().status == 200
+
+
+def daemon_threads(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(status.split("Threads:")[1].split()[0])
+
+
+def test_a_connection_flood_is_capped_and_the_page_recovers(web):
+    before = daemon_threads(web.daemon.pid)
+    flood = [socket.create_connection(("127.0.0.1", web.web_port)) for _ in range(40)]
+    try:
+        for sock in flood:
+            sock.sendall(b"GET / HTTP/1.1\r\n")  # and then silence
+        time.sleep(1)
+        assert daemon_threads(web.daemon.pid) <= before + 16
+    finally:
+        for sock in flood:
+            sock.close()
+    wait_for(lambda: web.client().get("/login").status == 200, timeout=15)
 
 
 def test_web_page_on_ipv6_loopback(tmp_path):

@@ -41,6 +41,12 @@ PRINTER_FIELDS = ("enabled", "name", "port", "bind", "bidirectional", "firmware"
 SETTINGS_FIELDS = ("autoadd", "base_port", "queue_limit", "idle_timeout", "drain_grace",
                    "mdns", "log_level")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+LOGIN_ERRORS = {  # what the login page may show after a plain form post (no free text)
+    "denied": "wrong user name or password",
+    "empty": "enter the password",
+    "throttled": "too many failed logins; wait a minute and try again",
+    "unavailable": "logging in is not possible right now; see the router's log",
+}
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
 MAX_DISCARD_BYTES = 16 * 1024 * 1024  # read and drop a refused upload up to this size
@@ -336,7 +342,7 @@ class WebApp:
         if self._session() is not None:
             bottle.redirect(target)
         return self._render("login", None, title="Login", page="login", next=target,
-                            error=request.query.getunicode("error") or "")
+                            error=LOGIN_ERRORS.get(request.query.get("error") or "", ""))
 
     def static(self, name: str) -> Any:
         mimetype = STATIC_TYPES.get(Path(name).suffix)
@@ -365,16 +371,16 @@ class WebApp:
         password = data.get("password")
         target = _local_path(str(data.get("next") or "/"))
         if not isinstance(password, str) or not password:
-            return self._login_failed(is_json, 400, "enter the password", target)
+            return self._login_failed(is_json, 400, "empty", LOGIN_ERRORS["empty"], target)
         try:
             session = self.gate.login(self._client(), username, password)
         except Throttled as err:
-            return self._login_failed(is_json, 429, str(err), target,
+            return self._login_failed(is_json, 429, "throttled", str(err), target,
                                       **{"Retry-After": str(err.retry_after)})
         except AuthUnavailable as err:
-            return self._login_failed(is_json, 503, str(err), target)
+            return self._login_failed(is_json, 503, "unavailable", str(err), target)
         if session is None:
-            return self._login_failed(is_json, 401, "wrong user name or password", target)
+            return self._login_failed(is_json, 401, "denied", LOGIN_ERRORS["denied"], target)
         if is_json:
             result = json_response(self._session_info(session))
         else:
@@ -383,11 +389,11 @@ class WebApp:
                           samesite="strict", max_age=SESSION_MAX_SECONDS)
         return result
 
-    def _login_failed(self, is_json: bool, status: int, message: str, target: str,
+    def _login_failed(self, is_json: bool, status: int, code: str, message: str, target: str,
                       **headers: str) -> HTTPResponse:
         if is_json:
             return api_error(status, message, **headers)
-        location = f"/login?next={quote(target, safe='/')}&error={quote(message)}"
+        location = f"/login?next={quote(target, safe='/')}&error={code}"
         return HTTPResponse("", 303, {"Location": location, **headers})
 
     def _session_info(self, session: Session) -> dict[str, Any]:

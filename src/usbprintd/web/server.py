@@ -17,6 +17,8 @@ log = logging.getLogger(__name__)
 
 REQUEST_TIMEOUT_SECONDS = 30  # a silent client loses its thread instead of keeping it
 POLL_INTERVAL_SECONDS = 0.2
+MAX_CONNECTIONS = 16  # more wait in the listen backlog: a flood cannot eat the router's RAM
+LISTEN_BACKLOG = 64
 
 
 class _LoggingServerHandler(ServerHandler):
@@ -56,9 +58,30 @@ class _RequestHandler(WSGIRequestHandler):
 
 
 class _ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
+    """One thread per connection, at most MAX_CONNECTIONS at a time."""
+
     daemon_threads = True
     block_on_close = False
     allow_reuse_address = True
+    request_queue_size = LISTEN_BACKLOG
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        super().__init__(*args, **kwargs)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self._slots.acquire()  # the accepting thread waits here while every slot is busy
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
     def server_bind(self) -> None:
         """Bind without http.server's reverse DNS lookup of the listen address."""
