@@ -114,6 +114,7 @@ def _listen(
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        _enable_keepalive(sock)  # accepted connections inherit it
         if dual_stack:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
         sock.bind((host, port))
@@ -276,7 +277,6 @@ class PrintServer:
 
     def _admit(self, sock: socket.socket, label: str) -> None:
         sock.setblocking(False)
-        _enable_keepalive(sock)
         client = Client(sock, self.journal.new_job(label))
         self.waiting.append(client)
         if self.active is None:
@@ -363,7 +363,7 @@ class PrintServer:
     async def _run(self, client: Client) -> None:
         job, spec = client.job, self.spec
         job.start()
-        log.info("%s: job %d from %s started", self.name, job.id, job.client)
+        log.debug("%s: job %d from %s started", self.name, job.id, job.client)
         self.on_change()
         outcome, error = Outcome.DONE, ""
         try:
@@ -383,6 +383,7 @@ class PrintServer:
         finally:
             self._cancel_idle_watch()
             if self._channel is not None:
+                self.device.learn(self._channel)
                 with contextlib.suppress(OSError):
                     self._channel.close(completed=outcome is Outcome.DONE)
                 self._channel = None

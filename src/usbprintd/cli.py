@@ -22,6 +22,8 @@ def setup_logging(level: str | None, timestamps: bool) -> EventLog:
     fmt = "%(levelname)s %(name)s: %(message)s"
     if timestamps:
         fmt = "%(asctime)s " + fmt
+    # Thread, process and multiprocessing names are never logged: skip collecting them.
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(fmt, "%H:%M:%S"))
     events = EventLog()

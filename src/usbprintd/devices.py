@@ -54,12 +54,69 @@ class Channel:
 
 
 class PollingChannel(Channel):
-    """A non-blocking fd whose readiness the event loop watches (char devices, FIFOs)."""
+    """A non-blocking fd whose readiness the event loop watches (char devices, FIFOs).
 
-    def __init__(self, fd: int, can_read: bool) -> None:
+    A write that the device cannot take at once stays registered with the loop until the whole
+    buffer is in, the way asyncio's pipe transports do: one registration per buffer, not one
+    per stall (a usblp write takes at most one 8 KiB URB at a time)."""
+
+    def __init__(self, fd: int, can_read: bool, pollable: bool = True) -> None:
         self.fd = fd
         self.can_read = can_read
-        self.stalled_since: float | None = None
+        self.pollable = pollable  # False for /dev/null, /dev/full: epoll refuses them
+        self.last_progress = time.monotonic()
+        self._pending: memoryview | None = None
+        self._waiter: asyncio.Future[None] | None = None
+
+    @property
+    def stalled_since(self) -> float | None:
+        """When the device last took data, while it is refusing more; None while it keeps up."""
+        return self.last_progress if self._pending else None
+
+    def _write_some(self, data: memoryview) -> memoryview:
+        try:
+            written = os.write(self.fd, data)
+        except BlockingIOError:
+            return data
+        except OSError as err:
+            raise DeviceError(f"write failed: {_describe(err)}") from err
+        self.last_progress = time.monotonic()
+        return data[written:]
+
+    async def write(self, data: memoryview) -> None:
+        self.last_progress = time.monotonic()
+        data = self._write_some(data)
+        while data and not self.pollable:
+            data = self._write_some(data)
+        if not data:
+            return
+        loop = asyncio.get_running_loop()
+        self._pending, self._waiter = data, loop.create_future()
+        try:
+            loop.add_writer(self.fd, self._on_writable)
+        except PermissionError:
+            self.pollable = False
+            self._pending = None
+            while data:
+                data = self._write_some(data)
+            return
+        try:
+            await self._waiter
+        finally:
+            loop.remove_writer(self.fd)
+            self._pending = self._waiter = None
+
+    def _on_writable(self) -> None:
+        waiter, pending = self._waiter, self._pending
+        if waiter is None or waiter.done() or pending is None:
+            return
+        try:
+            self._pending = self._write_some(pending)
+        except DeviceError as err:
+            waiter.set_exception(err)
+            return
+        if not self._pending:
+            waiter.set_result(None)
 
     async def _ready(self, watch_writable: bool) -> None:
         loop = asyncio.get_running_loop()
@@ -71,30 +128,17 @@ class PollingChannel(Channel):
         try:
             add(self.fd, lambda: waiter.done() or waiter.set_result(None))
         except PermissionError:
-            return  # not pollable (/dev/null, /dev/full): such a device is always ready
+            self.pollable = False
+            return
         try:
             await waiter
         finally:
             remove(self.fd)
 
-    async def write(self, data: memoryview) -> None:
-        while data:
-            try:
-                written = os.write(self.fd, data)
-            except BlockingIOError:
-                # The printer is not taking data (busy, paper out): wait without a timeout.
-                if self.stalled_since is None:
-                    self.stalled_since = time.monotonic()
-                await self._ready(watch_writable=True)
-                continue
-            except OSError as err:
-                raise DeviceError(f"write failed: {_describe(err)}") from err
-            self.stalled_since = None
-            data = data[written:]
-
     async def flush(self) -> None:
         # usblp reports writable only when its last URB completed.
-        await self._ready(watch_writable=True)
+        if self.pollable:
+            await self._ready(watch_writable=True)
 
     async def read(self) -> bytes:
         while True:
@@ -150,6 +194,7 @@ class Device:
 
     path: str
     kind: str = field(init=False)
+    pollable: bool = field(init=False, default=True)  # learnt on the first job
 
     def __post_init__(self) -> None:
         self.kind = device_kind(self.path)
@@ -181,7 +226,12 @@ class Device:
             return PollingChannel(fd, can_read=False)
         mode = os.O_RDWR if bidirectional else os.O_WRONLY
         fd = os.open(self.path, mode | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY)
-        return PollingChannel(fd, can_read=bidirectional)
+        return PollingChannel(fd, can_read=bidirectional, pollable=self.pollable)
+
+    def learn(self, channel: Channel) -> None:
+        """Keep what a finished job found out about the device for the next one."""
+        if isinstance(channel, PollingChannel):
+            self.pollable = channel.pollable
 
 
 def device_kind(path: str) -> str:

@@ -48,6 +48,7 @@ class Registry:
         self.usb_attachments: dict[str, Attachment] = {}
         self._pinned: dict[str, Attachment] = {}
         self._subscribers: list[Callable[[], None]] = []
+        self._notify_pending = False
         self._firmware_subscribers: list[Callable[[], None]] = []
         self._stopping: list[asyncio.Task[None]] = []
         self._reported_issues: set[str] = set()
@@ -62,6 +63,19 @@ class Registry:
         self._subscribers.append(callback)
 
     def changed(self) -> None:
+        """Coalesced: a burst of changes (a job ending, the next starting) notifies once."""
+        if self._notify_pending:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (unit tests of the registry alone): notify at once
+            self._notify()
+            return
+        self._notify_pending = True
+        loop.call_soon(self._notify)
+
+    def _notify(self) -> None:
+        self._notify_pending = False
         for callback in self._subscribers:
             callback()
 
