@@ -355,6 +355,9 @@ def _parse_form(
         if parser is None:
             errors[option] = "unknown setting"
             continue
+        if any(ord(c) < 32 and c != "\t" for c in raw):  # UCI cannot store them
+            errors[option] = "must not contain line breaks or control characters"
+            continue
         try:
             values[option] = parser(raw)
         except InvalidValue as err:

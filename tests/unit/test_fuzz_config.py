@@ -27,7 +27,7 @@ from usbprintd.config import (
     validate_global_form,
     validate_printer_form,
 )
-from usbprintd.uci import UciSection
+from usbprintd.uci import UciSection, check_value
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -141,6 +141,8 @@ def test_a_printer_form_either_reports_errors_or_keeps_the_config_valid(
     if len(set(names)) != len(names):
         return  # the stores merge sections declared twice, as libuci does
     event("form accepted")
+    for option, value in values_.items():  # what validation accepts, the store can write
+        check_value(format_value(value), option)
     saved = [
         replace(s, options={**s.options, **{k: format_value(v) for k, v in values_.items()}})
         if s.type == PRINTER_TYPE and s.name == section else s
@@ -167,10 +169,29 @@ def test_a_settings_form_either_reports_errors_or_gives_settings_that_read_back(
     if errors:
         return
     written = {k: format_value(v) for k, v in values_.items()}
+    for option, text in written.items():  # what validation accepts, the store can write
+        check_value(text, option)
     reread = parse_config([UciSection(GLOBAL_TYPE, "main", written)])
     expected = replace(GlobalSettings(), **values_)
     if not any(i.option == "auth" for i in reread.issues):
         assert reread.settings == expected
+
+
+@FUZZ
+@given(st.sampled_from([("printer", o) for o in sorted(PRINTER_PARSERS)]
+                       + [("global", o) for o in sorted(GLOBAL_PARSERS)]),
+       st.text(max_size=12) | st.sampled_from(TRICKY_VALUES))
+def test_one_field_is_either_refused_or_storable(field: tuple[str, str], raw: str) -> None:
+    """Whatever text one form field holds, validation refuses it or the store can write it
+    (the store refuses line breaks and control characters, as libuci does)."""
+    kind, option = field
+    if kind == "printer":
+        config = parse_config([UciSection(PRINTER_TYPE, "p", {})])
+        values_, errors = validate_printer_form(config, "p", {option: raw})
+    else:
+        values_, errors = validate_global_form({option: raw})
+    if not errors:
+        check_value(format_value(values_[option]), option)
 
 
 @FUZZ
