@@ -62,6 +62,7 @@ class Client:
     sock: socket.socket
     job: Job
     watched: bool = False  # a hang-up watch is registered while it waits
+    silence_timer: asyncio.TimerHandle | None = None  # while it waits without having sent
 
 
 def _client_label(address: tuple) -> str:
@@ -288,10 +289,22 @@ class PrintServer:
         self.on_change()
 
     def _watch_hangup(self, client: Client) -> None:
+        """Until it sends something, a waiting client is watched for hanging up and for
+        silence: one that sends nothing for idle_timeout leaves the queue at once, instead of
+        holding the printer for a whole idle_timeout when its turn comes."""
+        loop = asyncio.get_running_loop()
         client.watched = True
-        asyncio.get_running_loop().add_reader(client.sock.fileno(), self._check_hangup, client)
+        loop.add_reader(client.sock.fileno(), self._check_hangup, client)
+        idle_timeout = self.spec.idle_timeout
+        if idle_timeout > 0:
+            client.silence_timer = loop.call_later(
+                idle_timeout, lambda: self._drop_waiting(
+                    client, Outcome.TIMEOUT, f"client sent nothing for {idle_timeout:g} s"))
 
     def _unwatch(self, client: Client) -> None:
+        if client.silence_timer is not None:
+            client.silence_timer.cancel()
+            client.silence_timer = None
         if client.watched:
             client.watched = False
             asyncio.get_running_loop().remove_reader(client.sock.fileno())

@@ -101,6 +101,31 @@ def test_a_client_that_never_sends_holds_the_queue_only_until_idle_timeout(daemo
     silent.close()
 
 
+def test_silent_clients_waiting_in_the_queue_time_out_there_not_one_after_another(
+    daemons, tmp_path
+):
+    """Connections that never send (a stuck client, a port scanner) must not each take their
+    turn to time out: four of them would otherwise hold the printer for 4 x idle_timeout."""
+    daemon, out, port = serve_file(daemons, tmp_path, idle_timeout="2")
+    busy = hold_printer(port)
+    daemon.wait_log(job_of(local_port(busy)) + "started")
+    silent = [socket.create_connection(("127.0.0.1", port)) for _ in range(4)]
+    for sock in silent:
+        daemon.wait_log(job_of(local_port(sock)) + "queued")
+    started = time.monotonic()
+    waiting_job = threading.Thread(target=send_job, args=(port, b"[real job]"))
+    waiting_job.start()
+    finish_later = threading.Timer(0.5, finish, args=(busy,))
+    finish_later.start()
+    waiting_job.join(timeout=30)
+    finish_later.join()
+    assert time.monotonic() - started < 5  # about idle_timeout, not 4 x idle_timeout
+    assert out.read_bytes() == b"[busy][real job]"
+    for sock in silent:
+        daemon.wait_log(job_of(local_port(sock)) + r"timeout: .*sent nothing for 2 s")
+        sock.close()
+
+
 @pytest.mark.parametrize("how", ["half-close", "close"])
 def test_a_client_that_sends_and_goes_away_with_fin_has_its_job_printed(daemons, tmp_path, how):
     daemon, out, port = serve_file(daemons, tmp_path)
