@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 CHUNK = 128 * 1024  # the only job buffer: memory per job stays bounded whatever the printer does
 LISTEN_BACKLOG = 16  # at least; see listen_backlog()
 BIND_RETRY_SECONDS = 5.0
+ACCEPT_RETRY_SECONDS = 1.0
 MAX_DRAIN_SECONDS = 60.0  # a printer that never stops chattering still releases the client
 STALL_SECONDS = 1.0
 
@@ -150,6 +151,7 @@ class PrintServer:
         self._task: asyncio.Task[None] | None = None
         self._channel: Channel | None = None
         self._retry: asyncio.TimerHandle | None = None
+        self._accept_paused = False
         self._stopped = False
         self._last_client_data = 0.0
         self._idle_watch: asyncio.TimerHandle | None = None
@@ -269,10 +271,29 @@ class PrintServer:
             except (BlockingIOError, InterruptedError):
                 break
             except OSError as err:  # EMFILE and friends: keep serving what we have
-                log.warning("%s: accept failed: %s", self.name, err)
+                self._pause_accepting(listener, err)
                 break
+            if self._accept_paused:
+                self._accept_paused = False
+                log.info("%s: accepting connections again", self.name)
             self._admit(sock, _client_label(address))
         self._sync_listeners()
+
+    def _pause_accepting(self, listener: socket.socket, err: OSError) -> None:
+        """Out of descriptors or memory, the kernel keeps the connection waiting and the
+        listener readable, so retrying at once would spin (and log) without end: look again
+        in a moment instead, and tell the owner once."""
+        loop = asyncio.get_running_loop()
+        loop.remove_reader(listener.fileno())
+        if not self._accept_paused:
+            log.warning("%s: cannot accept connections: %s; retrying every %g s", self.name,
+                        err.strerror or err, ACCEPT_RETRY_SECONDS)
+        self._accept_paused = True
+        loop.call_later(ACCEPT_RETRY_SECONDS, self._resume_accepting, listener)
+
+    def _resume_accepting(self, listener: socket.socket) -> None:
+        if any(sock is listener for sock in self.listeners):  # not closed in the meantime
+            asyncio.get_running_loop().add_reader(listener.fileno(), self._accept_all, listener)
 
     # --- queue -------------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import select
 import socket
 import struct
@@ -180,6 +181,38 @@ def test_queued_clients_that_reset_are_accounted_and_the_queue_moves_on(daemons,
     # (a Windows client that resets and resends would otherwise print it twice).
     daemon.wait_log(job_of(sent_port) + "left: client went away")
     assert out.read_bytes() == b"[busy][next]"
+
+
+def cpu_seconds(pid: int) -> float:
+    utime, stime = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[11:13]
+    return (int(utime) + int(stime)) / os.sysconf("SC_CLK_TCK")
+
+
+def test_running_out_of_descriptors_neither_spins_nor_floods_the_log(daemons, tmp_path):
+    """A connection flood that exhausts the daemon's file descriptors: the kernel keeps the
+    connections waiting and the listener readable; the daemon must pause accepting rather than
+    retry in a busy loop (100 % CPU and a warning per try), and accept again once it can."""
+    daemon, out, port = serve_file(daemons, tmp_path, queue_limit="100")
+    busy = hold_printer(port)
+    daemon.wait_log(job_of(local_port(busy)) + "started")
+    flood: list[socket.socket] = []
+    soft, hard = resource.prlimit(daemon.pid, resource.RLIMIT_NOFILE)
+    try:
+        resource.prlimit(daemon.pid, resource.RLIMIT_NOFILE, (daemon.fd_count() + 4, hard))
+        flood = [socket.create_connection(("127.0.0.1", port)) for _ in range(12)]
+        daemon.wait_log(r"Too many open files")
+        cpu, lines = cpu_seconds(daemon.pid), daemon.log().count("\n")
+        time.sleep(2)
+        assert cpu_seconds(daemon.pid) - cpu < 0.5
+        assert daemon.log().count("\n") - lines < 10
+    finally:
+        for sock in flood:
+            sock.close()
+        resource.prlimit(daemon.pid, resource.RLIMIT_NOFILE, (soft, hard))
+    finish(busy)
+    send_job(port, b"[after the flood]")
+    daemon.wait_log(r"done: 17 bytes in", timeout=15)
+    assert out.read_bytes() == b"[busy][after the flood]"
 
 
 class ChattyPtyPrinter:
