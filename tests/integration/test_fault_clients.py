@@ -4,9 +4,12 @@ forever or cost another client its job.
 The contract decided here, for clients that go away (design.md, AppSocket contract):
 - a client that half-closes or closes (FIN) has finished its job: what it sent is printed and
   the job is `done`, whether it was printing or still waiting its turn;
-- a client that resets (RST) has failed its job: it is accounted `failed` (or `left`, if it
-  had sent nothing yet); bytes that already reached the printer cannot be taken back;
-- a client that sends nothing for `idle_timeout` loses its job, and the next one starts;
+- a client that resets (RST) has failed its job: mid-job it is accounted `failed` (bytes that
+  already reached the printer cannot be taken back); while waiting its turn it is `left` and
+  nothing of it is printed;
+- a client that sends nothing for `idle_timeout` loses its job, and the next one starts; one
+  that sends nothing while waiting its turn leaves the queue after `idle_timeout` too;
+- a flood that exhausts the daemon's file descriptors pauses accepting, it never spins;
 - a client that does not read the back-channel holds the printer no longer than the drain grace
   after its half-close (or `idle_timeout` without one).
 
