@@ -165,6 +165,9 @@ def test_a_storm_of_reloads_and_edits_during_jobs_loses_nothing(daemons, tmp_pat
                 for n in range(2)]
     daemon = start(daemons, tmp_path, variants[0])
     wait_for(lambda: port_accepts(port))
+    send_job(port, b"<first>")
+    daemon.wait_log(r"done: 7 bytes in")
+    fds_before = daemon.fd_count()
     stop = threading.Event()
 
     def storm() -> None:
@@ -192,7 +195,8 @@ def test_a_storm_of_reloads_and_edits_during_jobs_loses_nothing(daemons, tmp_pat
     log = daemon.log()
     assert log.count("SIGHUP") >= 20
     assert not re.search(r"aborted|failed|timeout|ERROR", log), log
-    assert (tmp_path / "file.out").read_bytes() == b"<slow:spansreloads>" + b"".join(quick)
+    assert (tmp_path / "file.out").read_bytes() == b"<first><slow:spansreloads>" + b"".join(quick)
+    wait_for(lambda: daemon.fd_count() == fds_before)  # reloads leave nothing open behind
 
 
 def test_settings_of_the_busy_printer_change_for_the_next_job_not_the_running_one(
