@@ -2,7 +2,7 @@
 rebroadcast events (source 'udev', chosen because /run/udev/control exists) and still read
 identity from sysfs.
 
-udevd comes from Debian's `udev` package extracted (never installed) into
+udevd comes from Debian's `udev` package, extracted (never installed) by the harness setup into
 tests/e2e/.cache/udev-root: `apt-get download udev && dpkg-deb -x udev_*.deb
 tests/e2e/.cache/udev-root`. `udevadm` runs as the daemon when started under the name
 `systemd-udevd`. Without that tree the test is skipped.

@@ -138,8 +138,12 @@ def resolve_kver(requested: str = "auto") -> str:
 
 
 def download(kver: str, directory: Path) -> Path:
-    """`apt-get download linux-image-KVER` into `directory`; one `apt-get update` retry as root."""
-    package = f"linux-image-{kver}"
+    """`apt-get download linux-image-KVER` into `directory`."""
+    return download_package(f"linux-image-{kver}", directory)
+
+
+def download_package(package: str, directory: Path) -> Path:
+    """`apt-get download PACKAGE` into `directory`; one `apt-get update` retry as root."""
     for attempt in range(2):
         result = subprocess.run(
             ["apt-get", "download", "-q", package], cwd=directory, capture_output=True, text=True,

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from .initramfs import prepare_initramfs
 from .kernel import KernelImage, prepare_kernel
+from .udev import prepare_udev
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,7 @@ def prepare(spec: MachineSpec = MachineSpec()) -> tuple[KernelImage, Path]:
     with (CACHE_DIR / "setup.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # concurrent runs share one cache
         image = prepare_kernel(CACHE_DIR, spec.kver)
+        prepare_udev(CACHE_DIR)
         return image, prepare_initramfs(image)
 
 
