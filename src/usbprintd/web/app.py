@@ -116,6 +116,8 @@ def _form_value(value: Any) -> str:
     if isinstance(value, int | float):
         return str(value)
     if isinstance(value, str):
+        if any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise ValueError("must not contain line breaks or control characters")
         return value
     raise ValueError("must be text, a number or a boolean")
 
@@ -449,6 +451,8 @@ class WebApp:
         exists, errors = self._call(update)
         if not exists:
             return api_error(404, f"no printer '{section}'")
+        if refused:
+            return api_error(400, "invalid settings", errors)
         if errors:
             return self._change_refused(errors)
         log.info("web: %s changed printer %s", session.user, section)
@@ -456,7 +460,8 @@ class WebApp:
 
     @staticmethod
     def _change_refused(errors: dict[str, str]) -> HTTPResponse:
-        if "_" in errors:  # the store refused to write
+        """The registry's answer: per-field errors, or '_' when the store could not write."""
+        if "_" in errors:
             return api_error(500, errors["_"])
         return api_error(400, "invalid settings", errors)
 
@@ -539,9 +544,9 @@ class WebApp:
     def api_update_settings(self, session: Session) -> HTTPResponse:
         form, refused = self._read_form(SETTINGS_FIELDS)
         if refused:
-            errors = {**validate_global_form(form)[1], **refused}
-        else:
-            errors = self._call(lambda registry: registry.update_settings(form))
+            return api_error(400, "invalid settings", {**validate_global_form(form)[1],
+                                                       **refused})
+        errors = self._call(lambda registry: registry.update_settings(form))
         if errors:
             return self._change_refused(errors)
         log.info("web: %s changed settings: %s", session.user, ", ".join(sorted(form)))
