@@ -183,6 +183,17 @@ def test_invalid_printer_settings_come_back_per_field_and_change_nothing(web):
     assert port_accepts(web.printer_port)
 
 
+def test_text_that_uci_cannot_store_is_refused_per_field(web):
+    client = web.logged_in()
+    reply = client.post("/api/printers/virtual", {"name": "two\nlines", "_": None})
+    assert reply.status == 400
+    assert "control characters" in reply.json["fields"]["name"]
+    assert reply.json["fields"]["_"] == "unknown setting"
+    settings = client.post("/api/settings", {"_": 1})
+    assert settings.status == 400 and settings.json["fields"] == {"_": "unknown setting"}
+    assert client.get("/api/printers/virtual").json["printer"]["name"] == "virtual"
+
+
 def test_a_port_used_by_another_printer_is_refused(tmp_path):
     first, _, first_port = spool_printer(tmp_path, "first")
     second, _, _ = spool_printer(tmp_path, "second")
