@@ -132,6 +132,10 @@ def test_auth_none_refuses_foreign_host_names_against_dns_rebinding(tmp_path):
         assert client.get("/", headers={"Host": f"evil.example:{web.web_port}"}).status == 403
         assert client.get("/api/printers", headers={"Host": f"localhost:{web.web_port}"}
                           ).status == 200
+        assert client.get("/api/printers", headers={"Host": "[broken"}).status == 403
+        token = client.get("/api/session").json["csrf_token"]
+        assert client.post("/api/settings", {"queue_limit": 2}, headers={
+            "X-CSRF-Token": token, "Origin": "http://[broken"}).status == 403
     finally:
         web.daemon.stop()
 

@@ -129,12 +129,10 @@ def _as_form_text(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def _loopback_host(host_header: str) -> bool:
-    host = urlsplit(f"//{host_header}").hostname or ""
-    if host == "localhost":
-        return True
     try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
+        host = urlsplit(f"//{host_header}").hostname or ""
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:  # not an address, or a malformed Host header
         return False
 
 
@@ -232,7 +230,10 @@ class WebApp:
         origin = request.get_header("Origin")
         if not origin or origin == "null":
             return origin is None
-        return urlsplit(origin).netloc == request.get_header("Host", "")
+        try:
+            return urlsplit(origin).netloc == request.get_header("Host", "")
+        except ValueError:  # a malformed Origin header
+            return False
 
     def _session(self) -> Session | None:
         return self.gate.session(self._cookie_sid())
