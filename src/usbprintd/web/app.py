@@ -116,9 +116,7 @@ def _form_value(value: Any) -> str:
     if isinstance(value, int | float):
         return str(value)
     if isinstance(value, str):
-        if any(ord(c) < 32 or ord(c) == 127 for c in value):
-            raise ValueError("must not contain line breaks or control characters")
-        return value
+        return value  # config.py refuses what UCI cannot store (line breaks, control characters)
     raise ValueError("must be text, a number or a boolean")
 
 
