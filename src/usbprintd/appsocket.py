@@ -417,6 +417,7 @@ class PrintServer:
         finally:
             self._cancel_idle_watch()
             if self._channel is not None:
+                job.bytes_in = self._channel.written  # counts a write cut off half-way too
                 self.device.learn(self._channel)
                 with contextlib.suppress(OSError):
                     self._channel.close(completed=outcome is Outcome.DONE)

@@ -46,8 +46,22 @@ def _without_tls() -> None:
     sys.modules.setdefault("ssl", None)  # type: ignore[arg-type]
 
 
+def _raise_file_limit() -> None:
+    """Each queued client holds a descriptor; use all the kernel allows so a crowd of waiting
+    clients cannot leave none for opening the printer itself."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError) as err:
+            log.debug("file limit stays at %d: %s", soft, err)
+
+
 def _run_daemon(config: str | None, events: EventLog, log_level: str | None) -> int:
     _without_tls()
+    _raise_file_limit()
     import asyncio
 
     from usbprintd.daemon import Daemon

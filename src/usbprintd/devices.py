@@ -38,6 +38,7 @@ class Channel:
 
     fd: int | None = None
     can_read = False
+    written = 0  # bytes the device has taken, also those of a write that failed half-way
 
     async def write(self, data: memoryview) -> None:
         raise NotImplementedError
@@ -81,6 +82,7 @@ class PollingChannel(Channel):
         except OSError as err:
             raise DeviceError(f"write failed: {_describe(err)}") from err
         self.last_progress = time.monotonic()
+        self.written += written
         return data[written:]
 
     async def write(self, data: memoryview) -> None:

@@ -207,10 +207,6 @@ def test_an_unusable_firmware_dir_never_stops_printing(web_with_bad_firmware_dir
     assert (web.workdir / "not-a-directory").read_text().startswith("a file")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "web layer: FirmwareStore.blobs() lets NotADirectoryError/PermissionError escape, so the "
-    "listing answers 500 'internal error' and logs a traceback instead of naming the problem "
-    "with firmware_dir"))
 def test_an_unusable_firmware_dir_is_named_in_the_listing(web_with_bad_firmware_dir):
     web = web_with_bad_firmware_dir
     reply = web.logged_in().get("/api/firmware")

@@ -381,7 +381,8 @@
 				row.dataset.file = file.name;
 				return row;
 			});
-			replaceRows(document.getElementById('firmware-files'), rows, 4, 'No firmware files uploaded yet.');
+			replaceRows(document.getElementById('firmware-files'), rows, 4,
+				result.data.problem || 'No firmware files uploaded yet.');
 			const models = result.data.models.map((m) => el('tr', 'tr', td(m.model), td(m.usb_id), td(el('code', '', m.file)),
 				td(badge(m.present ? ['present', 'success'] : ['missing', 'neutral']))));
 			document.getElementById('firmware-models').tBodies[0].replaceChildren(...models);

@@ -319,7 +319,10 @@ class WebApp:
         printer = self._printer_snapshot(section)
         if printer is None:
             raise HTTPError(404, f"There is no printer '{section}'.")
-        firmware = [blob.name for blob in self._firmware_store().blobs()]
+        try:
+            firmware = [blob.name for blob in self._firmware_store().blobs()]
+        except FirmwareError:
+            firmware = []  # the firmware page names the problem
         return self._render("printer", session, title=printer["name"], page="status",
                             printer=printer, settings=_as_form_text(printer["settings"]),
                             firmware_files=firmware)
@@ -487,12 +490,15 @@ class WebApp:
 
     def api_firmware(self, session: Session) -> HTTPResponse:
         store = self._firmware_store()
-        blobs = store.blobs()
+        try:
+            blobs, problem = store.blobs(), ""
+        except FirmwareError as err:
+            blobs, problem = [], str(err)
         present = {blob.name for blob in blobs}
         models = [{**model, "present": model["file"] in present} for model in known_models()]
         return json_response({
             "directory": str(store.directory), "max_bytes": store.max_bytes,
-            "files": [asdict(blob) for blob in blobs], "models": models,
+            "files": [asdict(blob) for blob in blobs], "models": models, "problem": problem,
         })
 
     def api_upload_firmware(self, session: Session, name: str) -> HTTPResponse:

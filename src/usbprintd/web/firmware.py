@@ -59,6 +59,9 @@ class FirmwareStore:
             entries = list(os.scandir(self.directory))
         except FileNotFoundError:
             return []
+        except OSError as err:  # a file where the directory should be, no permission, ...
+            raise FirmwareError(f"the firmware directory {self.directory} cannot be read: "
+                                f"{err.strerror or err}", 503) from None
         result = []
         for entry in entries:
             if entry.name.startswith(".") or not entry.is_file(follow_symlinks=False):
