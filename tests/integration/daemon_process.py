@@ -120,6 +120,13 @@ class DaemonProcess:
         return self.process.returncode
 
 
+def launch(daemons: list[DaemonProcess], workdir: Path, config_text: str) -> DaemonProcess:
+    """Start a daemon with `config_text`, remembered in `daemons` (the fixture stops them)."""
+    daemon = DaemonProcess(workdir, config_text).start()
+    daemons.append(daemon)
+    return daemon
+
+
 def printer_section(name: str, device: str | Path, port: int, **options: str) -> str:
     lines = [f"config printer '{name}'", "\toption enabled '1'", f"\toption name '{name}'",
              f"\toption device '{device}'", f"\toption port '{port}'"]

@@ -35,6 +35,7 @@ from daemon_process import (
     free_port,
     global_section,
     job_of,
+    launch,
     port_accepts,
     printer_section,
     read_until_closed,
@@ -43,19 +44,9 @@ from daemon_process import (
 )
 
 
-@pytest.fixture
-def daemons():
-    started: list[DaemonProcess] = []
-    yield started
-    for daemon in started:
-        daemon.stop()
-
-
 def start(daemons: list[DaemonProcess], workdir: Path, printers: str, **global_options: str
           ) -> DaemonProcess:
-    daemon = DaemonProcess(workdir, global_section(**global_options) + printers).start()
-    daemons.append(daemon)
-    return daemon
+    return launch(daemons, workdir, global_section(**global_options) + printers)
 
 
 def serve_file(daemons, workdir: Path, **global_options: str) -> tuple[DaemonProcess, Path, int]:

@@ -23,6 +23,7 @@ from daemon_process import (
     free_port,
     global_section,
     job_of,
+    launch,
     port_accepts,
     printer_section,
     read_until_closed,
@@ -31,20 +32,6 @@ from daemon_process import (
 )
 
 NOT_LOADED = r"configuration not loaded, keeping the last good one"
-
-
-@pytest.fixture
-def daemons():
-    started: list[DaemonProcess] = []
-    yield started
-    for daemon in started:
-        daemon.stop()
-
-
-def start(daemons: list[DaemonProcess], workdir: Path, text: str) -> DaemonProcess:
-    daemon = DaemonProcess(workdir, text).start()
-    daemons.append(daemon)
-    return daemon
 
 
 def file_printer(workdir: Path, port: int, name: str = "file", **options: str) -> str:
@@ -85,7 +72,7 @@ def slow_job(port: int, parts: list[bytes], pause: float) -> tuple[threading.Thr
 def test_started_with_a_broken_config_it_stays_up_and_serves_once_fixed(daemons, tmp_path):
     port = free_port()
     good = global_section() + file_printer(tmp_path, port)
-    daemon = start(daemons, tmp_path, good.replace("config printer 'file'", "config printer 'fi"))
+    daemon = launch(daemons, tmp_path, good.replace("config printer 'file'", "config printer 'fi"))
     daemon.wait_log(r"configuration not loaded.*usbprintd\.conf:\d+: unterminated ' quote")
     assert daemon.alive and not port_accepts(port)
     daemon.write_config(good)
@@ -130,7 +117,7 @@ def test_a_damaged_config_on_reload_keeps_the_last_good_one_and_is_left_alone(
     port, other_port = free_port(), free_port()
     good = (global_section() + file_printer(tmp_path, port)
             + file_printer(tmp_path, other_port, name="other"))
-    daemon = start(daemons, tmp_path, good)
+    daemon = launch(daemons, tmp_path, good)
     wait_for(lambda: port_accepts(port) and port_accepts(other_port))
     damage, message = CORRUPTIONS[corruption]
     damage(daemon.config_path, good)
@@ -163,7 +150,7 @@ def test_a_storm_of_reloads_and_edits_during_jobs_loses_nothing(daemons, tmp_pat
                 + file_printer(tmp_path, port).replace("option name 'file'",
                                                        f"option name 'file {n}'")
                 for n in range(2)]
-    daemon = start(daemons, tmp_path, variants[0])
+    daemon = launch(daemons, tmp_path, variants[0])
     wait_for(lambda: port_accepts(port))
     send_job(port, b"<first>")
     daemon.wait_log(r"done: 7 bytes in")
@@ -203,7 +190,7 @@ def test_settings_of_the_busy_printer_change_for_the_next_job_not_the_running_on
     daemons, tmp_path
 ):
     old_port, new_port = free_port(), free_port()
-    daemon = start(daemons, tmp_path, global_section() + file_printer(tmp_path, old_port))
+    daemon = launch(daemons, tmp_path, global_section() + file_printer(tmp_path, old_port))
     wait_for(lambda: port_accepts(old_port))
     running, client = slow_job(old_port, [b"<paused longer", b" than the new timeout>"], 1.5)
     daemon.wait_log(job_of(client) + "started")
@@ -219,7 +206,7 @@ def test_settings_of_the_busy_printer_change_for_the_next_job_not_the_running_on
 
 def test_disabling_the_busy_printer_lets_its_job_finish_and_refuses_new_ones(daemons, tmp_path):
     port = free_port()
-    daemon = start(daemons, tmp_path, global_section() + file_printer(tmp_path, port))
+    daemon = launch(daemons, tmp_path, global_section() + file_printer(tmp_path, port))
     wait_for(lambda: port_accepts(port))
     running, client = slow_job(port, [b"<started before>", b"<the owner disabled it>"], 1.0)
     daemon.wait_log(job_of(client) + "started")
@@ -240,7 +227,7 @@ def test_sigterm_while_the_printer_is_stalled_and_clients_wait_stops_at_once(dae
     fifo = tmp_path / "stalled"
     os.mkfifo(fifo)  # nobody reads it: the printer takes 64 KiB and then nothing
     port = free_port()
-    daemon = start(daemons, tmp_path, global_section() + printer_section("stalled", fifo, port))
+    daemon = launch(daemons, tmp_path, global_section() + printer_section("stalled", fifo, port))
     wait_for(lambda: port_accepts(port))
     active = socket.create_connection(("127.0.0.1", port))
     active.setblocking(False)
@@ -281,7 +268,7 @@ def test_moving_a_printer_onto_a_taken_port_is_logged_once_and_served_when_it_fr
     blocker.bind(("127.0.0.1", taken))
     blocker.listen()
     base = global_section() + file_printer(tmp_path, port_a, name="a")
-    daemon = start(daemons, tmp_path, base + file_printer(tmp_path, port_b, name="b"))
+    daemon = launch(daemons, tmp_path, base + file_printer(tmp_path, port_b, name="b"))
     wait_for(lambda: port_accepts(port_a) and port_accepts(port_b))
     daemon.write_config(base + file_printer(tmp_path, taken, name="b"))
     daemon.reload()

@@ -26,6 +26,7 @@ from daemon_process import (
     free_port,
     global_section,
     job_of,
+    launch,
     port_accepts,
     printer_section,
     read_until_closed,
@@ -38,19 +39,10 @@ from usbprintd.appsocket import CHUNK
 MiB = 1024 * 1024
 
 
-@pytest.fixture
-def daemons():
-    started: list[DaemonProcess] = []
-    yield started
-    for daemon in started:
-        daemon.stop()
-
-
 def serve(daemons: list[DaemonProcess], workdir: Path, device: Path, **global_options: str):
     port = free_port()
-    daemon = DaemonProcess(workdir, global_section(**global_options)
-                           + printer_section("load", device, port)).start()
-    daemons.append(daemon)
+    daemon = launch(daemons, workdir,
+                    global_section(**global_options) + printer_section("load", device, port))
     wait_for(lambda: port_accepts(port))
     return daemon, port
 

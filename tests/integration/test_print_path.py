@@ -19,6 +19,7 @@ from daemon_process import (
     free_port,
     global_section,
     job_of,
+    launch,
     port_accepts,
     printer_section,
     read_until_closed,
@@ -35,17 +36,8 @@ def workdir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def start_daemon(workdir: Path):
-    daemons: list[DaemonProcess] = []
-
-    def start(config_text: str) -> DaemonProcess:
-        daemon = DaemonProcess(workdir, config_text).start()
-        daemons.append(daemon)
-        return daemon
-
-    yield start
-    for daemon in daemons:
-        daemon.stop()
+def start_daemon(workdir: Path, daemons: list[DaemonProcess]):
+    return lambda config_text: launch(daemons, workdir, config_text)
 
 
 def spool_files(spool: Path) -> list[Path]:
