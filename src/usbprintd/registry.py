@@ -168,10 +168,10 @@ class Registry:
         changes += [SetOption(section, f, format_value(getattr(settings, f)))
                     for f in ("enabled", "name", "usb_id", "serial", "usb_path", "port",
                               "bidirectional", "firmware", "mdns")]
-        log.info("new printer '%s' saved as section %s on port %d", label, section, settings.port)
         errors = self.apply_changes(changes)
         if errors:
             raise UciError(errors["_"])
+        log.info("new printer '%s' saved as section %s on port %d", label, section, settings.port)
         return section
 
     def forget_printer(self, section: str) -> Errors:
