@@ -31,6 +31,7 @@ from daemon_process import (
     wait_for,
 )
 from printer_gadget import Printer, generic_printer, hp_laserjet_1018, tail_may_stall
+from web_helpers import WebClient, password_hash
 
 LATENCY_FILE = "latency.json"
 
@@ -333,6 +334,33 @@ def test_missing_firmware_keeps_the_port_closed_until_the_blob_arrives_and_sighu
 
     (firmware_dir / "sihp1018.dl").write_bytes(payload(model.firmware.size, seed=11))
     daemon.reload()  # SIGHUP: no replug needed
+    wait_for(lambda: port_accepts(port), 40, 0.05)
+    assert printer.firmware_loaded
+    daemon.wait_log(r"Laser: firmware sihp1018\.dl loaded")
+
+
+def test_firmware_uploaded_on_the_web_page_brings_a_waiting_printer_up(printers, usbprintd,
+                                                                        tmp_path):
+    """The owner's way: the page's upload (PUT /api/firmware/NAME) starts the bring-up of a
+    printer that waits for its blob, with no replug and no SIGHUP."""
+    firmware_dir = tmp_path / "firmware"
+    firmware_dir.mkdir()
+    model = hp_laserjet_1018()
+    port, web_port = free_port(), free_port()
+    daemon = start(usbprintd, usb_printer("laser", port, usb_id="03f0:4117",
+                                          serial="FAKE1018SN0001"),
+                   firmware_dir=str(firmware_dir), web_listen="127.0.0.1",
+                   web_port=str(web_port), auth="password", password_hash=password_hash())
+    printer = printers.new(model, plug=True)
+    daemon.wait_log(r"Laser: needs sihp1018\.dl in ", timeout=10)
+    assert refuses(port)
+
+    web = WebClient(web_port)
+    assert web.login().status == 200
+    reply = web.request("PUT", "/api/firmware/sihp1018.dl",
+                        raw=payload(model.firmware.size, seed=12),
+                        headers={"Content-Type": "application/octet-stream"})
+    assert reply.status == 201, reply.body
     wait_for(lambda: port_accepts(port), 40, 0.05)
     assert printer.firmware_loaded
     daemon.wait_log(r"Laser: firmware sihp1018\.dl loaded")
