@@ -68,6 +68,7 @@ class PollingChannel(Channel):
         self.last_progress = time.monotonic()
         self._pending: memoryview | None = None
         self._waiter: asyncio.Future[None] | None = None
+        self._watching: asyncio.AbstractEventLoop | None = None  # writer registered there
 
     @property
     def stalled_since(self) -> float | None:
@@ -90,27 +91,43 @@ class PollingChannel(Channel):
         data = self._write_some(data)
         while data and not self.pollable:
             data = self._write_some(data)
-        if not data:
-            return
+        if data:
+            await self._until_written(data)
+
+    async def flush(self) -> None:
+        # usblp reports writable only when its last URB completed.
+        if self.pollable:
+            await self._until_written(memoryview(b""))
+
+    async def _until_written(self, data: memoryview) -> None:
+        """Let the loop feed `data` to the device as it frees room (empty: wait until it has).
+
+        The registration outlives the buffer: the next buffer usually meets a full device at
+        once, and an idle wake-up (nothing pending) is what ends the registration."""
         loop = asyncio.get_running_loop()
         self._pending, self._waiter = data, loop.create_future()
-        try:
-            loop.add_writer(self.fd, self._on_writable)
-        except PermissionError:
-            self.pollable = False
-            self._pending = None
-            while data:
-                data = self._write_some(data)
-            return
+        if self._watching is None:
+            try:
+                loop.add_writer(self.fd, self._on_writable)
+            except PermissionError:
+                self.pollable = False
+                self._pending = self._waiter = None
+                while data:
+                    data = self._write_some(data)
+                return
+            self._watching = loop
         try:
             await self._waiter
+        except BaseException:
+            self._stop_watching()
+            raise
         finally:
-            loop.remove_writer(self.fd)
             self._pending = self._waiter = None
 
     def _on_writable(self) -> None:
         waiter, pending = self._waiter, self._pending
         if waiter is None or waiter.done() or pending is None:
+            self._stop_watching()  # nothing to write: stop the level-triggered wake-ups
             return
         try:
             self._pending = self._write_some(pending)
@@ -120,34 +137,29 @@ class PollingChannel(Channel):
         if not self._pending:
             waiter.set_result(None)
 
-    async def _ready(self, watch_writable: bool) -> None:
+    def _stop_watching(self) -> None:
+        if self._watching is not None:
+            self._watching.remove_writer(self.fd)
+            self._watching = None
+
+    async def _readable(self) -> None:
         loop = asyncio.get_running_loop()
         waiter = loop.create_future()
-        add, remove = (
-            (loop.add_writer, loop.remove_writer) if watch_writable
-            else (loop.add_reader, loop.remove_reader)
-        )
         try:
-            add(self.fd, lambda: waiter.done() or waiter.set_result(None))
+            loop.add_reader(self.fd, lambda: waiter.done() or waiter.set_result(None))
         except PermissionError:
-            self.pollable = False
-            return
+            return  # not pollable: read() then returns what there is, or b""
         try:
             await waiter
         finally:
-            remove(self.fd)
-
-    async def flush(self) -> None:
-        # usblp reports writable only when its last URB completed.
-        if self.pollable:
-            await self._ready(watch_writable=True)
+            loop.remove_reader(self.fd)
 
     async def read(self) -> bytes:
         while True:
             try:
                 return os.read(self.fd, BACKCHANNEL_CHUNK)
             except BlockingIOError:
-                await self._ready(watch_writable=False)
+                await self._readable()
             except OSError as err:
                 if err.errno == errno.EIO:  # pty whose other side closed: no more status
                     return b""
@@ -155,6 +167,7 @@ class PollingChannel(Channel):
 
     def close(self, completed: bool) -> None:
         if self.fd is not None:
+            self._stop_watching()
             os.close(self.fd)
             self.fd = None
 
