@@ -454,28 +454,36 @@ class PrintServer:
 
     async def _forward(self, client: Client, channel: Channel, idle_timeout: float) -> None:
         """Client -> printer, one buffer at a time; reads wait until the printer took the last."""
-        loop = asyncio.get_running_loop()
         buffer = bytearray(CHUNK)
         view = memoryview(buffer)
         job = client.job
-        if idle_timeout > 0:
-            self._arm_idle_watch(idle_timeout)
         while True:
             self._last_client_data = time.monotonic()
-            try:
-                received = await loop.sock_recv_into(client.sock, buffer)
-            except asyncio.CancelledError:
-                if self._idle_expired(idle_timeout):
-                    raise IdleTimeout from None
-                raise
-            except OSError as err:
-                raise ClientGone(f"client connection lost: {err.strerror or err}") from err
+            received = await self._receive(client.sock, buffer, idle_timeout)
             if not received:
                 self._cancel_idle_watch()
                 return
             self._last_client_data = float("inf")  # writing: a stalled printer is not the client
             await channel.write(view[:received])
             job.bytes_in += received
+
+    async def _receive(self, sock: socket.socket, buffer: bytearray, idle_timeout: float) -> int:
+        """The next piece of the job; the idle watch is armed only once the client makes us
+        wait (a small job is usually all buffered by the time it starts)."""
+        try:
+            try:
+                return sock.recv_into(buffer)
+            except BlockingIOError:
+                pass
+            if idle_timeout > 0 and self._idle_watch is None:
+                self._arm_idle_watch(idle_timeout)
+            return await asyncio.get_running_loop().sock_recv_into(sock, buffer)
+        except asyncio.CancelledError:
+            if self._idle_expired(idle_timeout):
+                raise IdleTimeout from None
+            raise
+        except OSError as err:
+            raise ClientGone(f"client connection lost: {err.strerror or err}") from err
 
     def _arm_idle_watch(self, idle_timeout: float) -> None:
         loop = asyncio.get_running_loop()
