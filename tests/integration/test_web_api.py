@@ -365,6 +365,27 @@ def test_reload_moves_the_web_page_only_when_its_address_changes(web):
     assert moved.login().status == 200
 
 
+def test_the_web_page_turns_off_and_on_again_without_a_restart(web):
+    from daemon_process import free_port
+
+    web.daemon.write_config(web.config.replace(f"option web_port '{web.web_port}'",
+                                               "option web_port '0'"))
+    web.daemon.reload()
+    web.daemon.wait_log(r"web page off \(web_port 0\)")
+    wait_for(lambda: not port_accepts(web.web_port))
+    send_with_nc(web.printer_port, b"printed while the page is off")
+    wait_for(lambda: spooled(web.spool) == [b"printed while the page is off"])
+    new_port = free_port()
+    web.daemon.write_config(web.config.replace("option web_port '0'",
+                                               f"option web_port '{new_port}'"))
+    web.daemon.reload()
+    web.daemon.wait_log(rf"web page: http://127\.0\.0\.1:{new_port}/")
+    back = web.client()
+    back.port = new_port
+    assert back.login().status == 200
+    assert web.daemon.process.poll() is None
+
+
 def daemon_threads(pid: int) -> int:
     status = Path(f"/proc/{pid}/status").read_text()
     return int(status.split("Threads:")[1].split()[0])

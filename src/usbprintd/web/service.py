@@ -1,18 +1,24 @@
 """The web page as a daemon service: a WSGI server thread bound to web_listen:web_port.
 
-`create_service` returns None when web_port is 0, so a router without the page never imports
-bottle. The listener is rebuilt only when web_listen or web_port change; everything else the
-page needs (auth mode, password hash, firmware_dir) is read from the current settings on use.
+The service always exists, but bottle is imported only once web_port is set, so a router
+without the page does not pay for it, and turning the page on or off is a config change like
+any other, applied without a restart. The listener is rebuilt only when web_listen or web_port
+change; everything else the page needs (auth mode, password hash, firmware_dir) is read from the
+current settings on use.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from typing import TYPE_CHECKING
 
 from usbprintd.config import GlobalSettings
 from usbprintd.core import Core
 from usbprintd.registry import Registry
+
+if TYPE_CHECKING:
+    from usbprintd.web.app import WebApp
 
 log = logging.getLogger(__name__)
 
@@ -26,22 +32,27 @@ class WebService:
         self.core = core
         # Replaced (never mutated) on the loop thread; the web threads only read it.
         self.settings: GlobalSettings = core.registry.config.settings
-        self._app = None
+        self._app: WebApp | None = None
         self._server = None
         self._retry: asyncio.TimerHandle | None = None
 
     def start(self, core: Core) -> None:
-        from usbprintd.web import without_openssl_hashes
-
-        without_openssl_hashes()
-        from usbprintd.web.app import build_app, find_www
-
-        www = find_www()
-        if not (www / "templates").is_dir():
-            log.error("web page templates not found in %s (set USBPRINTD_WWW)", www)
-        self._app = build_app(core, lambda: self.settings, www)
         core.registry.subscribe(lambda: self._settings_changed(core.registry))
         self._listen()
+
+    def _build_app(self) -> WebApp:
+        """The bottle app, built on first use: importing bottle costs a few MiB of RAM."""
+        if self._app is None:
+            from usbprintd.web import without_openssl_hashes
+
+            without_openssl_hashes()
+            from usbprintd.web.app import build_app, find_www
+
+            www = find_www()
+            if not (www / "templates").is_dir():
+                log.error("web page templates not found in %s (set USBPRINTD_WWW)", www)
+            self._app = build_app(self.core, lambda: self.settings, www)
+        return self._app
 
     def reload(self) -> None:
         self._settings_changed(self.core.registry)
@@ -52,20 +63,22 @@ class WebService:
             return
         old, self.settings = self.settings, new
         if (old.web_listen, old.web_port) != (new.web_listen, new.web_port):
-            log.info("web page moves to %s:%d", new.web_listen or "*", new.web_port)
+            if old.web_port and new.web_port:
+                log.info("web page moves to %s:%d", new.web_listen or "*", new.web_port)
             self._close()
             self._listen()
 
     def _listen(self) -> None:
-        from usbprintd.web.server import WebServer
-
         self._retry = None
         settings = self.settings
         if not settings.web_port:
             log.info("web page off (web_port 0)")
             return
+        app = self._build_app()  # first: it keeps OpenSSL out before the server's imports
+        from usbprintd.web.server import WebServer
+
         try:
-            self._server = WebServer(self._app.wsgi, settings.web_listen, settings.web_port)
+            self._server = WebServer(app.wsgi, settings.web_listen, settings.web_port)
         except OSError as err:
             log.error("web page cannot listen on %s:%d: %s (retrying every %.0f s)",
                       settings.web_listen or "*", settings.web_port, err.strerror or err,
@@ -102,8 +115,5 @@ def _login_hint(settings: GlobalSettings) -> str:
     return "the password set with 'usbprintd set-password'"
 
 
-def create_service(core: Core) -> WebService | None:
-    if not core.registry.config.settings.web_port:
-        log.info("web page off (web_port 0)")
-        return None
+def create_service(core: Core) -> WebService:
     return WebService(core)
