@@ -5,10 +5,16 @@ survives being written and read back unchanged."""
 from __future__ import annotations
 
 import re
-from dataclasses import fields, replace
 
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from parser_properties import (
+    check_config,
+    check_printer_form,
+    check_printers_read_back,
+    check_settings_form,
+    check_settings_read_back,
+)
 
 from usbprintd.config import (
     GLOBAL_PARSERS,
@@ -18,11 +24,9 @@ from usbprintd.config import (
     Config,
     GlobalSettings,
     PrinterSettings,
-    binds_overlap,
     format_value,
     next_free_port,
     parse_config,
-    printer_changes,
     section_name_for,
     validate_global_form,
     validate_printer_form,
@@ -58,53 +62,19 @@ sections = st.builds(
 @FUZZ
 @given(st.lists(sections, max_size=8))
 def test_any_sections_give_a_config_whose_invariants_hold(raw: list[UciSection]) -> None:
-    config = parse_config(raw)
-    assert isinstance(config, Config)
-    # Every printer section becomes exactly one printer, in file order.
-    assert [p.section for p in config.printers] == [s.name for s in raw if s.type == PRINTER_TYPE]
-    for printer in config.printers:
-        assert 10 <= printer.port <= 65535  # 0-9 were turned into 9100-9109
-        for problem in printer.problems:
-            option = problem.split(":", 1)[0]
-            assert any(i.section == printer.section and i.option == option for i in config.issues)
-    served = [p for p in config.printers if p.enabled and p.valid]
-    for n, first in enumerate(served):
-        for second in served[n + 1:]:
-            assert not (first.port == second.port and binds_overlap(first.bind, second.bind))
-    s = config.settings
-    assert 0 <= s.queue_limit <= 1000 and 1 <= s.base_port <= 65535 and 0 <= s.web_port <= 65535
-    assert 0 <= s.idle_timeout <= 86400 and 0 <= s.drain_grace <= 86400
-    assert s.auth in ("rpcd", "password", "none") and s.log_level in ("debug", "info", "warning",
-                                                                      "error")
-    if s.auth == "none" and s.web_port:
-        assert s.web_listen and re.match(r"^(127\.|::1$)", s.web_listen)
-
-
-def _written(printer: PrinterSettings) -> UciSection:
-    """The section FileStore/PyUciStore would hold after saving `printer` in full."""
-    return UciSection(PRINTER_TYPE, printer.section,
-                      {c.option: c.value for c in printer_changes(printer)})
+    check_config(raw)
 
 
 @FUZZ
 @given(st.lists(sections, max_size=6))
 def test_every_accepted_printer_survives_a_write_and_read_back(raw: list[UciSection]) -> None:
-    for printer in parse_config(raw).printers:
-        if not printer.valid:
-            continue
-        again = parse_config([_written(printer)]).printer(printer.section)
-        assert again == printer
-        # Booleans are written explicitly, never left out for being the default.
-        options = _written(printer).options
-        assert {options[f] for f in ("enabled", "bidirectional", "mdns")} <= {"0", "1"}
+    check_printers_read_back(raw)
 
 
 @FUZZ
 @given(st.lists(sections, max_size=6))
 def test_accepted_global_settings_survive_a_write_and_read_back(raw: list[UciSection]) -> None:
-    settings_ = parse_config(raw).settings
-    written = {f.name: format_value(getattr(settings_, f.name)) for f in fields(GlobalSettings)}
-    assert parse_config([UciSection(GLOBAL_TYPE, "main", written)]).settings == settings_
+    check_settings_read_back(raw)
 
 
 forms = st.dictionaries(
@@ -130,31 +100,7 @@ def test_a_printer_form_either_reports_errors_or_keeps_the_config_valid(
     follows the save, and no other printer loses its port because of it."""
     names = [s.name for s in raw if s.type == PRINTER_TYPE]
     section = data.draw(st.sampled_from(names) if names else st.text(max_size=4))
-    form = data.draw(forms)
-    config = parse_config(raw)
-    values_, errors = validate_printer_form(config, section, form)
-    assert set(errors) <= set(form) | {"section", "port"}
-    base = config.printer(section)
-    if errors or base is None or not base.valid:
-        event("form refused or printer already invalid")
-        return
-    if len(set(names)) != len(names):
-        return  # the stores merge sections declared twice, as libuci does
-    event("form accepted")
-    for option, value in values_.items():  # what validation accepts, the store can write
-        check_value(format_value(value), option)
-    saved = [
-        replace(s, options={**s.options, **{k: format_value(v) for k, v in values_.items()}})
-        if s.type == PRINTER_TYPE and s.name == section else s
-        for s in raw
-    ]
-    after = parse_config(saved)
-    edited = after.printer(section)
-    assert edited is not None and edited.valid, edited
-    assert replace(edited, problems=()) == replace(base, **values_)
-    for before in config.printers:
-        if before.valid and before.section != section:
-            assert after.printer(before.section).valid
+    event(check_printer_form(raw, section, data.draw(forms)))
 
 
 @FUZZ
@@ -163,18 +109,7 @@ def test_a_printer_form_either_reports_errors_or_keeps_the_config_valid(
 def test_a_settings_form_either_reports_errors_or_gives_settings_that_read_back(
     form: dict[str, str]
 ) -> None:
-    values_, errors = validate_global_form(form)
-    assert set(errors) <= set(form)
-    assert set(values_) <= set(GLOBAL_PARSERS)
-    if errors:
-        return
-    written = {k: format_value(v) for k, v in values_.items()}
-    for option, text in written.items():  # what validation accepts, the store can write
-        check_value(text, option)
-    reread = parse_config([UciSection(GLOBAL_TYPE, "main", written)])
-    expected = replace(GlobalSettings(), **values_)
-    if not any(i.option == "auth" for i in reread.issues):
-        assert reread.settings == expected
+    check_settings_form(form)
 
 
 @FUZZ

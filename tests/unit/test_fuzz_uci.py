@@ -2,41 +2,26 @@
 refused with a UciError (never another exception), what we write reads back as written, and an
 edit changes exactly what it says while the owner's comments survive.
 
-An optional deeper run with atheris (coverage-guided, not part of `make test`):
-
-    .venv/bin/pip install atheris
-    .venv/bin/python - <<'EOF'
-    import sys, atheris
-    with atheris.instrument_imports():
-        from usbprintd.uci import UciError, parse_sections
-    def one(data: bytes) -> None:
-        try:
-            parse_sections(data.decode("utf-8", "replace"))
-        except UciError:
-            pass
-    atheris.Setup(sys.argv, one)
-    atheris.Fuzz()
-    EOF
+A deeper coverage-guided run of the same checks: `make fuzz` (tests/fuzz/).
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
-from pathlib import Path
-
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from parser_properties import (
+    check_document_keeps_text,
+    check_edit,
+    check_file_store_reads,
+    check_uci_text,
+)
 
 from usbprintd.uci import (
     AddSection,
     DeleteOption,
     DeleteSection,
-    FileStore,
     SetOption,
     UciChange,
-    UciDocument,
-    UciError,
     UciSection,
     format_sections,
     parse_sections,
@@ -58,14 +43,7 @@ uci_like = st.lists(st.sampled_from(TOKENS), max_size=40).map("".join)
 @FUZZ
 @given(st.one_of(uci_like, st.text(max_size=200)))
 def test_any_text_is_read_or_refused_with_a_uci_error(text: str) -> None:
-    try:
-        sections = parse_sections(text, "fuzz.conf")
-    except UciError as err:
-        assert str(err).startswith("fuzz.conf")  # says where
-        return
-    for section in sections:
-        assert section.name and section.type
-        assert all(value != "" for value in section.options.values())
+    check_uci_text(text, "fuzz.conf")
 
 
 @FS_FUZZ
@@ -73,24 +51,13 @@ def test_any_text_is_read_or_refused_with_a_uci_error(text: str) -> None:
 def test_the_file_store_reads_any_bytes_or_refuses_them_with_a_uci_error(
     tmp_path_factory, data: bytes
 ) -> None:
-    path = tmp_path_factory.mktemp("uci") / "usbprintd"
-    path.write_bytes(data)
-    try:
-        FileStore(path).load()
-    except UciError as err:
-        assert str(path) in str(err)
-    assert path.read_bytes() == data
+    check_file_store_reads(tmp_path_factory.mktemp("uci") / "usbprintd", data)
 
 
 @FUZZ
 @given(st.one_of(uci_like, st.text(max_size=200)))
 def test_text_that_reads_is_kept_byte_for_byte_by_a_document(text: str) -> None:
-    try:
-        document = UciDocument(text)
-    except UciError:
-        return
-    assert document.text() == text
-    assert parse_sections(document.text()) == document.sections
+    check_document_keeps_text(text)
 
 
 # --- well-formed sections ---------------------------------------------------------------------
@@ -131,59 +98,7 @@ def test_written_sections_read_back_unchanged(sections: list[UciSection]) -> Non
     assert parse_sections(format_sections(sections)) == sections
 
 
-# --- edits: a reference model ----------------------------------------------------------------
-
-
-@dataclass
-class Model:
-    """What a list of changes means, written independently of the store."""
-
-    sections: list[UciSection] = field(default_factory=list)
-
-    def find(self, wanted: str) -> int | None:
-        match = re.fullmatch(r"@(.+)\[(-?\d+)\]", wanted)
-        if match:
-            of_type = [i for i, s in enumerate(self.sections) if s.type == match[1]]
-            try:
-                return of_type[int(match[2])]
-            except IndexError:
-                return None
-        return next((i for i, s in enumerate(self.sections)
-                     if not s.anonymous and s.name == wanted), None)
-
-    def apply(self, change: UciChange) -> None:
-        if isinstance(change, AddSection):
-            index = self.find(change.name) if change.name else None
-            if index is not None:
-                if self.sections[index].type != change.type:
-                    raise UciError("type clash")
-                return
-            self.sections.append(UciSection(change.type, change.name, {},
-                                            anonymous=not change.name))
-        elif isinstance(change, DeleteSection):
-            index = self.find(change.name)
-            if index is not None:
-                del self.sections[index]
-        else:
-            index = self.find(change.section)
-            if index is None:
-                if isinstance(change, DeleteOption):
-                    return
-                raise UciError("no such section")
-            options = self.sections[index].options
-            if isinstance(change, DeleteOption) or change.value in ("", []):
-                options.pop(change.option, None)
-            else:
-                options[change.option] = change.value
-        self.rename()
-
-    def rename(self) -> None:
-        counts: dict[str, int] = {}
-        for section in self.sections:
-            index = counts.get(section.type, 0)
-            counts[section.type] = index + 1
-            if section.anonymous:
-                section.name = f"@{section.type}[{index}]"
+# --- edits against the reference model (parser_properties.EditModel) ------------------------
 
 
 section_refs = st.sampled_from(["a", "b", "main", "hp", "@printer[0]", "@printer[-1]",
@@ -218,24 +133,4 @@ def test_an_edit_changes_what_it_says_and_keeps_the_comments(
     tmp_path_factory, start: str, generated: list[UciSection], batch: list[UciChange]
 ) -> None:
     text = COMMENTED if start == "commented" else format_sections(generated)
-    path: Path = tmp_path_factory.mktemp("uci") / "usbprintd"
-    path.write_text(text)
-    model = Model(parse_sections(text))
-    try:
-        for change in batch:
-            model.apply(change)
-    except UciError:
-        expected = None  # the batch is refused as a whole
-    else:
-        expected = model.sections
-    try:
-        FileStore(path).apply(batch)
-    except UciError:
-        assert expected is None, "the store refused a batch the model accepts"
-        assert path.read_text() == text, "a refused batch wrote nothing"
-        return
-    assert expected is not None, "the store accepted a batch the model refuses"
-    assert FileStore(path).load() == expected
-    if not any(isinstance(change, DeleteSection) for change in batch):
-        comments = [line.split("#", 1)[1] for line in text.splitlines() if "#" in line]
-        assert all(comment in path.read_text() for comment in comments)
+    check_edit(tmp_path_factory.mktemp("uci") / "usbprintd", text, batch)

@@ -8,21 +8,21 @@ write a new section to flash at every plug-in)."""
 from __future__ import annotations
 
 import string
-from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from usbprintd.uci import FileStore
-from usbprintd.usb.identity import UsbIdentity, exact_match, new_printer_values, unique_label
-from usbprintd.usb.ieee1284 import (
-    KEY_ALIASES,
-    canonical_key,
-    decode_device_id,
-    make_and_model,
-    parse_device_id,
+from parser_properties import (
+    check_big_endian_reply,
+    check_device_id_text,
+    check_ioctl_reply,
+    check_make_and_model,
+    check_saved_printer_is_recognised,
+    check_sysfs_identity,
+    write_sysfs,
 )
-from usbprintd.usb.sysfs import NotAUsbPrinter, read_identity
+
+from usbprintd.usb.identity import UsbIdentity
+from usbprintd.usb.ieee1284 import KEY_ALIASES, parse_device_id
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SLOW_FUZZ = settings(max_examples=60, deadline=None,
@@ -40,10 +40,7 @@ device_id_text = st.one_of(
 @FUZZ
 @given(device_id_text)
 def test_any_device_id_text_parses_into_canonical_fields(text: str) -> None:
-    fields = parse_device_id(text)
-    for key, value in fields.items():
-        assert key and key == canonical_key(key) and key == key.upper()
-        assert ";" not in key and ";" not in value and value == value.strip()
+    check_device_id_text(text)
 
 
 plain = st.text(alphabet=string.ascii_letters + string.digits + " -_.,/()", max_size=20)
@@ -60,44 +57,26 @@ def test_a_well_formed_device_id_reads_back_field_for_field(fields: dict[str, st
 @FUZZ
 @given(st.binary(max_size=300))
 def test_any_ioctl_reply_decodes_to_text_or_nothing(reply: bytes) -> None:
-    text = decode_device_id(reply)
-    assert isinstance(text, str) and "\0" not in text and text == text.strip()
-    assert len(text.encode()) <= 3 * max(0, len(reply) - 2)  # never more than was sent
-    parse_device_id(text)
+    check_ioctl_reply(reply)
 
 
 @FUZZ
 @given(st.text(max_size=100).filter(lambda t: "\0" not in t))
 def test_a_device_id_with_a_big_endian_length_decodes_exactly(text: str) -> None:
-    body = text.strip().encode()
-    if len(body) + 2 < 14 or len(body) + 2 > 0xFFFF:
-        return  # too short to be told apart from garbage: CUPS's rule
-    reply = (len(body) + 2).to_bytes(2, "big") + body + b"\0stale bytes"
-    assert decode_device_id(reply) == body.decode()
+    check_big_endian_reply(text)
 
 
 @FUZZ
 @given(st.dictionaries(st.sampled_from(["MFG", "MDL"]), st.text(max_size=20)),
        st.text(max_size=20), st.text(max_size=20))
 def test_make_and_model_never_fails(fields: dict[str, str], maker: str, product: str) -> None:
-    assert isinstance(make_and_model(fields, maker, product), str)
+    check_make_and_model(fields, maker, product)
 
 
 # --- sysfs --------------------------------------------------------------------------------------
 
 attribute_bytes = st.one_of(st.binary(max_size=40), st.text(max_size=30).map(str.encode),
                             st.sampled_from([b"03f0\n", b"4117\n", b"", b"\xff\xfe", b"07\n"]))
-
-
-def write_sysfs(root: Path, attrs: dict[str, bytes], interface_attrs: dict[str, bytes]) -> Path:
-    device = root / "devices" / "usb1" / "1-1.2"
-    interface = device / "1-1.2:1.0"
-    (interface / "usbmisc" / "lp0").mkdir(parents=True)
-    for name, value in attrs.items():
-        (device / name).write_bytes(value)
-    for name, value in interface_attrs.items():
-        (interface / name).write_bytes(value)
-    return interface / "usbmisc" / "lp0"
 
 
 @SLOW_FUZZ
@@ -108,14 +87,7 @@ def test_any_sysfs_attributes_give_an_identity_or_a_clear_refusal(
     tmp_path_factory, attrs: dict[str, bytes], interface_attrs: dict[str, bytes]
 ) -> None:
     lp = write_sysfs(tmp_path_factory.mktemp("sys"), attrs, interface_attrs)
-    try:
-        identity = read_identity(lp)
-    except NotAUsbPrinter:
-        assert not attrs.get("idVendor", b"").strip() or not attrs.get("idProduct", b"").strip()
-        return
-    assert identity.vid == identity.vid.lower() and identity.vid
-    assert identity.serial == identity.serial.strip()
-    assert identity.protocol is None or identity.protocol >= 0
+    check_sysfs_identity(lp, attrs)
 
 
 # --- saving a newly seen printer --------------------------------------------------------------
@@ -140,32 +112,12 @@ def identities(strings: st.SearchStrategy[str]) -> st.SearchStrategy[UsbIdentity
     )
 
 
-def save_and_read_back(directory: Path, identity: UsbIdentity, fields: dict[str, str]) -> None:
-    """What autoadd writes (registry.add_printer into the real file store) reads back as a
-    section that matches the very same printer."""
-    from usbprintd.registry import Registry
-
-    path = directory / "usbprintd"
-    registry = Registry(FileStore(path))
-    registry.reload()
-    label = unique_label(make_and_model(fields, identity.manufacturer, identity.product)
-                         or f"USB printer {identity.usb_id}", [])
-    section = registry.add_printer(label, new_printer_values(identity, False, ""))
-
-    reread = Registry(FileStore(path))
-    assert reread.reload()
-    printer = reread.config.printer(section)
-    assert printer is not None and printer.valid, printer
-    assert exact_match(identity, printer)
-    assert printer.display_name == label
-
-
 @SLOW_FUZZ
 @given(identities(printable_usb_string), st.dictionaries(st.just("MDL"), printable_usb_string))
 def test_a_new_printer_saved_by_autoadd_is_recognised_after_a_replug(
     tmp_path_factory, identity: UsbIdentity, fields: dict[str, str]
 ) -> None:
-    save_and_read_back(tmp_path_factory.mktemp("config"), identity, fields)
+    check_saved_printer_is_recognised(tmp_path_factory.mktemp("config"), identity, fields)
 
 
 @SLOW_FUZZ
@@ -173,4 +125,4 @@ def test_a_new_printer_saved_by_autoadd_is_recognised_after_a_replug(
 def test_a_printer_with_control_characters_in_its_strings_is_saved_too(
     tmp_path_factory, identity: UsbIdentity, fields: dict[str, str]
 ) -> None:
-    save_and_read_back(tmp_path_factory.mktemp("config"), identity, fields)
+    check_saved_printer_is_recognised(tmp_path_factory.mktemp("config"), identity, fields)

@@ -1,0 +1,435 @@
+"""What every parser of outside input guarantees, as plain checks (assertions) on one input.
+
+Shared by the hypothesis property tests in this directory (`make test`) and the atheris harnesses
+in tests/fuzz/ (`make fuzz`), so both hold the parsers to the same promises: whatever printers,
+files, uevents and browsers send is read or refused with the parser's documented error, never
+with another exception, and nothing is written outside the directories the daemon owns.
+"""
+
+from __future__ import annotations
+
+import io
+import locale
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+from usbprintd.config import (
+    GLOBAL_PARSERS,
+    GLOBAL_TYPE,
+    PRINTER_TYPE,
+    Config,
+    GlobalSettings,
+    PrinterSettings,
+    binds_overlap,
+    format_value,
+    parse_config,
+    printer_changes,
+    validate_global_form,
+    validate_printer_form,
+)
+from usbprintd.uci import (
+    AddSection,
+    DeleteOption,
+    DeleteSection,
+    FileStore,
+    UciChange,
+    UciDocument,
+    UciError,
+    UciSection,
+    check_value,
+    parse_sections,
+)
+from usbprintd.usb.identity import UsbIdentity, exact_match, new_printer_values, unique_label
+from usbprintd.usb.ieee1284 import canonical_key, decode_device_id, make_and_model, parse_device_id
+from usbprintd.usb.sysfs import NotAUsbPrinter, read_identity
+from usbprintd.web.firmware import MAX_NAME_LENGTH, FirmwareError, FirmwareStore, safe_name
+
+# --- IEEE 1284 device IDs -----------------------------------------------------------------------
+
+
+def check_device_id_text(text: str) -> dict[str, str]:
+    """Any text parses into canonical keys and trimmed values without ';'."""
+    parsed = parse_device_id(text)
+    for key, value in parsed.items():
+        assert key and key == canonical_key(key) and key == key.upper()
+        assert ";" not in key and ";" not in value and value == value.strip()
+    return parsed
+
+
+def check_ioctl_reply(reply: bytes) -> str:
+    """Any GET_DEVICE_ID reply decodes to one trimmed text, never longer than what was sent."""
+    text = decode_device_id(reply)
+    assert isinstance(text, str) and "\0" not in text and text == text.strip()
+    assert len(text.encode()) <= 3 * max(0, len(reply) - 2)
+    check_device_id_text(text)
+    return text
+
+
+def check_big_endian_reply(text: str) -> None:
+    """An ID sent with a standard big-endian length decodes exactly (when CUPS would take it)."""
+    if "\0" in text:
+        return
+    body = text.strip().encode()
+    if len(body) + 2 < 14 or len(body) + 2 > 0xFFFF:
+        return  # too short to be told apart from garbage: CUPS's rule
+    reply = (len(body) + 2).to_bytes(2, "big") + body + b"\0stale bytes"
+    assert decode_device_id(reply) == body.decode()
+
+
+def check_make_and_model(parsed: dict[str, str], maker: str, product: str) -> None:
+    assert isinstance(make_and_model(parsed, maker, product), str)
+
+
+# --- sysfs attributes and what a uevent leads to -------------------------------------------------
+
+
+def write_sysfs(root: Path, attrs: dict[str, bytes], interface_attrs: dict[str, bytes]) -> Path:
+    """A usb_device with one printer interface and its lp node below `root`; returns the lp."""
+    device = root / "devices" / "usb1" / "1-1.2"
+    interface = device / "1-1.2:1.0"
+    (interface / "usbmisc" / "lp0").mkdir(parents=True)
+    for name, value in attrs.items():
+        (device / name).write_bytes(value)
+    for name, value in interface_attrs.items():
+        (interface / name).write_bytes(value)
+    return interface / "usbmisc" / "lp0"
+
+
+def attribute_text(value: bytes) -> str:
+    """A sysfs attribute as the daemon reads it (text in the locale's encoding, trimmed)."""
+    return value.decode(locale.getpreferredencoding(False), "replace").strip()
+
+
+def check_identity(identity: UsbIdentity) -> None:
+    assert identity.vid == identity.vid.lower() and identity.vid
+    assert identity.serial == identity.serial.strip()
+    assert identity.protocol is None or identity.protocol >= 0
+
+
+def check_sysfs_identity(lp: Path, attrs: dict[str, bytes]) -> UsbIdentity | None:
+    """Any attributes give an identity, or NotAUsbPrinter when the IDs are missing or blank."""
+    try:
+        identity = read_identity(lp)
+    except NotAUsbPrinter:
+        assert not attribute_text(attrs.get("idVendor", b"")) or not attribute_text(
+            attrs.get("idProduct", b""))
+        return None
+    check_identity(identity)
+    return identity
+
+
+def check_saved_printer_is_recognised(directory: Path, identity: UsbIdentity,
+                                      parsed: dict[str, str]) -> None:
+    """What autoadd writes (registry.add_printer into the real file store) reads back as a
+    section that matches the very same printer, so a replug never adds a second section."""
+    from usbprintd.registry import Registry
+
+    path = directory / "usbprintd"
+    registry = Registry(FileStore(path))
+    registry.reload()
+    label = unique_label(make_and_model(parsed, identity.manufacturer, identity.product)
+                         or f"USB printer {identity.usb_id}", [])
+    section = registry.add_printer(label, new_printer_values(identity, False, ""))
+
+    reread = Registry(FileStore(path))
+    assert reread.reload()
+    printer = reread.config.printer(section)
+    assert printer is not None and printer.valid, printer
+    assert exact_match(identity, printer)
+    assert printer.display_name == label
+
+
+# --- the UCI text format and the file store ------------------------------------------------------
+
+
+def check_uci_text(text: str, source: str = "fuzz.conf") -> list[UciSection] | None:
+    """Any text is read into named, typed sections or refused with a UciError that says where."""
+    try:
+        sections = parse_sections(text, source)
+    except UciError as err:
+        assert str(err).startswith(source)
+        return None
+    for section in sections:
+        assert section.name and section.type
+        assert all(value != "" for value in section.options.values())
+    return sections
+
+
+def check_document_keeps_text(text: str) -> None:
+    """Text that reads is kept byte for byte by a document (comments, layout and all)."""
+    try:
+        document = UciDocument(text)
+    except UciError:
+        return
+    assert document.text() == text
+    assert parse_sections(document.text()) == document.sections
+
+
+def check_file_store_reads(path: Path, data: bytes) -> None:
+    """The file store reads any bytes or refuses them with a UciError naming the file, and
+    reading never changes the file."""
+    path.write_bytes(data)
+    try:
+        FileStore(path).load()
+    except UciError as err:
+        assert str(path) in str(err)
+    assert path.read_bytes() == data
+
+
+@dataclass
+class EditModel:
+    """What a list of changes means, written independently of the store."""
+
+    sections: list[UciSection] = field(default_factory=list)
+
+    def find(self, wanted: str) -> int | None:
+        match = re.fullmatch(r"@(.+)\[(-?\d+)\]", wanted)
+        if match:
+            of_type = [i for i, s in enumerate(self.sections) if s.type == match[1]]
+            try:
+                return of_type[int(match[2])]
+            except IndexError:
+                return None
+        return next((i for i, s in enumerate(self.sections)
+                     if not s.anonymous and s.name == wanted), None)
+
+    def apply(self, change: UciChange) -> None:
+        if isinstance(change, AddSection):
+            index = self.find(change.name) if change.name else None
+            if index is not None:
+                if self.sections[index].type != change.type:
+                    raise UciError("type clash")
+                return
+            self.sections.append(UciSection(change.type, change.name, {},
+                                            anonymous=not change.name))
+        elif isinstance(change, DeleteSection):
+            index = self.find(change.name)
+            if index is not None:
+                del self.sections[index]
+        else:
+            index = self.find(change.section)
+            if index is None:
+                if isinstance(change, DeleteOption):
+                    return
+                raise UciError("no such section")
+            options = self.sections[index].options
+            if isinstance(change, DeleteOption) or change.value in ("", []):
+                options.pop(change.option, None)
+            else:
+                options[change.option] = change.value
+        self.rename()
+
+    def rename(self) -> None:
+        counts: dict[str, int] = {}
+        for section in self.sections:
+            index = counts.get(section.type, 0)
+            counts[section.type] = index + 1
+            if section.anonymous:
+                section.name = f"@{section.type}[{index}]"
+
+
+def check_edit(path: Path, text: str, batch: Sequence[UciChange]) -> None:
+    """The file store applies a batch exactly as the model says (or refuses it as a whole and
+    writes nothing), and the owner's comments survive unless a section was deleted."""
+    path.write_text(text)
+    model = EditModel(parse_sections(text))
+    try:
+        for change in batch:
+            model.apply(change)
+    except UciError:
+        expected = None  # the batch is refused as a whole
+    else:
+        expected = model.sections
+    try:
+        FileStore(path).apply(list(batch))
+    except UciError:
+        assert expected is None, "the store refused a batch the model accepts"
+        assert path.read_text() == text, "a refused batch wrote nothing"
+        return
+    assert expected is not None, "the store accepted a batch the model refuses"
+    assert FileStore(path).load() == expected
+    if not any(isinstance(change, DeleteSection) for change in batch):
+        comments = [line.split("#", 1)[1] for line in text.splitlines() if "#" in line]
+        assert all(comment in path.read_text() for comment in comments)
+
+
+# --- the schema: config files and web forms ------------------------------------------------------
+
+
+def check_config(raw: Sequence[UciSection]) -> Config:
+    """Any sections give a config whose invariants hold (ports, clashes, ranges, auth)."""
+    config = parse_config(raw)
+    assert isinstance(config, Config)
+    # Every printer section becomes exactly one printer, in file order.
+    assert [p.section for p in config.printers] == [s.name for s in raw if s.type == PRINTER_TYPE]
+    for printer in config.printers:
+        assert 10 <= printer.port <= 65535  # 0-9 were turned into 9100-9109
+        for problem in printer.problems:
+            option = problem.split(":", 1)[0]
+            assert any(i.section == printer.section and i.option == option for i in config.issues)
+    served = [p for p in config.printers if p.enabled and p.valid]
+    for n, first in enumerate(served):
+        for second in served[n + 1:]:
+            assert not (first.port == second.port and binds_overlap(first.bind, second.bind))
+    s = config.settings
+    assert 0 <= s.queue_limit <= 1000 and 1 <= s.base_port <= 65535 and 0 <= s.web_port <= 65535
+    assert 0 <= s.idle_timeout <= 86400 and 0 <= s.drain_grace <= 86400
+    assert s.auth in ("rpcd", "password", "none") and s.log_level in ("debug", "info", "warning",
+                                                                      "error")
+    if s.auth == "none" and s.web_port:
+        assert s.web_listen and re.match(r"^(127\.|::1$)", s.web_listen)
+    return config
+
+
+def written_printer(printer: PrinterSettings) -> UciSection:
+    """The section FileStore/PyUciStore would hold after saving `printer` in full."""
+    return UciSection(PRINTER_TYPE, printer.section,
+                      {c.option: c.value for c in printer_changes(printer)})
+
+
+def check_printers_read_back(raw: Sequence[UciSection]) -> None:
+    """Every accepted printer survives being written and read back unchanged."""
+    for printer in parse_config(raw).printers:
+        if not printer.valid:
+            continue
+        assert parse_config([written_printer(printer)]).printer(printer.section) == printer
+        # Booleans are written explicitly, never left out for being the default.
+        options = written_printer(printer).options
+        assert {options[f] for f in ("enabled", "bidirectional", "mdns")} <= {"0", "1"}
+
+
+def check_settings_read_back(raw: Sequence[UciSection]) -> None:
+    """The global settings any sections give survive being written and read back."""
+    settings = parse_config(raw).settings
+    written = {f.name: format_value(getattr(settings, f.name)) for f in fields(GlobalSettings)}
+    assert parse_config([UciSection(GLOBAL_TYPE, "main", written)]).settings == settings
+
+
+def check_printer_form(raw: Sequence[UciSection], section: str, form: dict[str, str]) -> str:
+    """A printer form is refused per field, or what it sets is storable, the edited printer
+    stays valid after the reload that follows the save, and no other printer loses its port.
+    Returns what happened (for hypothesis' statistics)."""
+    names = [s.name for s in raw if s.type == PRINTER_TYPE]
+    config = parse_config(raw)
+    values, errors = validate_printer_form(config, section, form)
+    assert set(errors) <= set(form) | {"section", "port"}
+    base = config.printer(section)
+    if errors or base is None or not base.valid:
+        return "form refused or printer already invalid"
+    if len(set(names)) != len(names):
+        return "sections declared twice"  # the stores merge them, as libuci does
+    for option, value in values.items():  # what validation accepts, the store can write
+        check_value(format_value(value), option)
+    saved = [
+        replace(s, options={**s.options, **{k: format_value(v) for k, v in values.items()}})
+        if s.type == PRINTER_TYPE and s.name == section else s
+        for s in raw
+    ]
+    after = parse_config(saved)
+    edited = after.printer(section)
+    assert edited is not None and edited.valid, edited
+    assert replace(edited, problems=()) == replace(base, **values)
+    for before in config.printers:
+        if before.valid and before.section != section:
+            assert after.printer(before.section).valid
+    return "form accepted"
+
+
+def check_settings_form(form: dict[str, str]) -> None:
+    """A settings form is refused per field, or gives storable settings that read back."""
+    values, errors = validate_global_form(form)
+    assert set(errors) <= set(form)
+    assert set(values) <= set(GLOBAL_PARSERS)
+    if errors:
+        return
+    written = {k: format_value(v) for k, v in values.items()}
+    for option, text in written.items():  # what validation accepts, the store can write
+        check_value(text, option)
+    reread = parse_config([UciSection(GLOBAL_TYPE, "main", written)])
+    if not any(i.option == "auth" for i in reread.issues):
+        assert reread.settings == replace(GlobalSettings(), **values)
+
+
+# --- uploaded firmware file names ----------------------------------------------------------------
+
+
+def check_safe_name(name: str) -> str | None:
+    """A name becomes one plain, visible, stable file name, or is refused with a 400."""
+    try:
+        cleaned = safe_name(name)
+    except FirmwareError as err:
+        assert err.status == 400
+        return None
+    assert re.fullmatch(r"[A-Za-z0-9._-]+", cleaned)
+    assert not cleaned.startswith(".") and cleaned not in (".", "..")
+    assert len(cleaned) <= MAX_NAME_LENGTH
+    assert safe_name(cleaned) == cleaned  # stable: the listed name is the name to delete
+    return cleaned
+
+
+def tree(root: Path) -> dict[str, bytes | str]:
+    """Every entry below `root`: file contents, or the target of a symlink."""
+    result: dict[str, bytes | str] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for entry in dirnames + filenames:
+            path = Path(dirpath) / entry
+            key = str(path.relative_to(root))
+            if path.is_symlink():
+                result[key] = f"-> {os.readlink(path)}"
+            elif path.is_file():
+                result[key] = path.read_bytes()
+    return result
+
+
+def firmware_layout(root: Path) -> Path:
+    """firmware_dir with a subdirectory and a symlink pointing outside, next to files that
+    must never change."""
+    firmware = root / "etc" / "firmware"
+    (firmware / "sub").mkdir(parents=True)
+    (root / "outside.bin").write_bytes(b"precious")
+    (root / "etc" / "passwd").write_bytes(b"root:x:0:0")
+    (firmware / "link").symlink_to(root / "outside.bin")
+    (firmware / "existing.dl").write_bytes(b"old blob")
+    return firmware
+
+
+def check_firmware_save(root: Path, name: str) -> None:
+    """Saving under any name writes exactly one plain file directly inside firmware_dir, or
+    nothing at all. `root` holds a fresh `firmware_layout`."""
+    firmware = root / "etc" / "firmware"
+    before = tree(root)
+    try:
+        blob = FirmwareStore(firmware).save(name, io.BytesIO(b"new blob"), len(b"new blob"))
+    except FirmwareError:
+        assert tree(root) == before
+        return
+    except IsADirectoryError:
+        assert safe_name(name) == "sub"  # an existing directory is not replaced
+        assert tree(root) == before
+        return
+    after = tree(root)
+    written = f"etc/firmware/{blob.name}"
+    assert (firmware / blob.name).read_bytes() == b"new blob"
+    assert not (firmware / blob.name).is_symlink()
+    changed = {key for key in before.keys() | after.keys() if before.get(key) != after.get(key)}
+    assert changed == {written}, changed
+    assert after["outside.bin"] == b"precious" and after["etc/passwd"] == b"root:x:0:0"
+
+
+def check_firmware_delete(root: Path, name: str) -> None:
+    """Deleting under any name removes at most one plain file inside firmware_dir. `root`
+    holds a fresh `firmware_layout`."""
+    firmware = root / "etc" / "firmware"
+    before = tree(root)
+    try:
+        FirmwareStore(firmware).delete(name)
+    except FirmwareError as err:
+        assert err.status in (400, 404)
+        assert tree(root) == before
+        return
+    after = tree(root)
+    assert set(before) - set(after) == {f"etc/firmware/{safe_name(name)}"}
+    assert set(after) <= set(before) and after["outside.bin"] == b"precious"
