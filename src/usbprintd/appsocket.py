@@ -27,7 +27,12 @@ from usbprintd.jobs import Job, JobJournal, Outcome
 
 log = logging.getLogger(__name__)
 
-CHUNK = 128 * 1024  # the only job buffer: memory per job stays bounded whatever the printer does
+# A job's only buffer, so memory per job stays bounded whatever the printer does. A job starts
+# with a small one (most jobs over a LAN are a few KiB to a few MiB, and a fresh zeroed buffer
+# per job is what a small job pays for); a job that fills it gets the large one, which halves
+# the wake-ups per MiB that a printer slower than the network costs.
+FIRST_CHUNK = 16 * 1024
+CHUNK = 256 * 1024
 LISTEN_BACKLOG = 16  # at least; see listen_backlog()
 BIND_RETRY_SECONDS = 5.0
 ACCEPT_RETRY_SECONDS = 1.0
@@ -454,7 +459,7 @@ class PrintServer:
 
     async def _forward(self, client: Client, channel: Channel, idle_timeout: float) -> None:
         """Client -> printer, one buffer at a time; reads wait until the printer took the last."""
-        buffer = bytearray(CHUNK)
+        buffer = bytearray(FIRST_CHUNK)
         view = memoryview(buffer)
         job = client.job
         while True:
@@ -466,6 +471,9 @@ class PrintServer:
             self._last_client_data = float("inf")  # writing: a stalled printer is not the client
             await channel.write(view[:received])
             job.bytes_in += received
+            if received == len(buffer) and len(buffer) < CHUNK:
+                buffer = bytearray(CHUNK)
+                view = memoryview(buffer)
 
     async def _receive(self, sock: socket.socket, buffer: bytearray, idle_timeout: float) -> int:
         """The next piece of the job; the idle watch is armed only once the client makes us
