@@ -535,7 +535,8 @@ class UciDocument:
                 pieces.append(chunk.text)
             if after is not None and after[0] == ci:
                 if not pieces[-1].endswith("\n"):
-                    pieces[-1] += "\n"
+                    # a backslash ending the file would join the new line to the old one
+                    pieces[-1] += "\n\n" if pieces[-1].endswith("\\") else "\n"
                 pieces.append(self._render_chunk(chunk, after[1], keep_trailer=False))
         self._load("".join(pieces))
 

@@ -30,6 +30,7 @@ from usbprintd.config import (
     validate_global_form,
     validate_printer_form,
 )
+from usbprintd.p910nd_import import plan_import
 from usbprintd.uci import (
     AddSection,
     DeleteOption,
@@ -234,7 +235,7 @@ class EditModel:
 def check_edit(path: Path, text: str, batch: Sequence[UciChange]) -> None:
     """The file store applies a batch exactly as the model says (or refuses it as a whole and
     writes nothing), and the owner's comments survive unless a section was deleted."""
-    path.write_text(text)
+    path.write_bytes(text.encode())  # bytes: reading text would turn a lone CR into LF
     model = EditModel(parse_sections(text))
     try:
         for change in batch:
@@ -247,13 +248,46 @@ def check_edit(path: Path, text: str, batch: Sequence[UciChange]) -> None:
         FileStore(path).apply(list(batch))
     except UciError:
         assert expected is None, "the store refused a batch the model accepts"
-        assert path.read_text() == text, "a refused batch wrote nothing"
+        assert path.read_bytes() == text.encode(), "a refused batch wrote nothing"
         return
     assert expected is not None, "the store accepted a batch the model refuses"
     assert FileStore(path).load() == expected
     if not any(isinstance(change, DeleteSection) for change in batch):
-        comments = [line.split("#", 1)[1] for line in text.splitlines() if "#" in line]
-        assert all(comment in path.read_text() for comment in comments)
+        kept = path.read_bytes().decode()
+        assert all(comment in kept for comment in comments(text))
+
+
+def comments(text: str) -> list[str]:
+    """The comments of UCI text, found without the scanner: a '#' to the end of its line is a
+    comment when cutting it out leaves every section as it was (a '#' in a quoted value, even
+    one spanning lines, cannot be cut)."""
+    lines = text.split("\n")
+    cuts = {n: line.index("#") for n, line in enumerate(lines) if "#" in line}
+    original = parse_sections(text)
+
+    def cut_out(numbers: set[int]) -> bool:
+        try:
+            return parse_sections("\n".join(line[:cuts[n]] if n in numbers else line
+                                             for n, line in enumerate(lines))) == original
+        except UciError:
+            return False
+
+    found = set(cuts) if cut_out(set(cuts)) else {n for n in cuts if cut_out({n})}
+    return [lines[n][cuts[n]:] for n in sorted(found)]
+
+
+def check_p910nd_import(p910nd: Sequence[UciSection]) -> None:
+    """Any p910nd sections give an import plan; once its changes are written, importing the
+    same file again adds nothing (or the store refuses text UCI cannot hold, writing nothing)."""
+    plan = plan_import(p910nd, [])
+    assert len(plan.imported) == sum(c.__class__ is AddSection for c in plan.changes)
+    document = UciDocument("")
+    try:
+        document.apply(plan.changes)
+    except UciError:
+        return
+    again = plan_import(p910nd, document.sections)
+    assert again.imported == [], (plan.changes, again.changes)
 
 
 # --- the schema: config files and web forms ------------------------------------------------------
@@ -384,6 +418,11 @@ def tree(root: Path) -> dict[str, bytes | str]:
     return result
 
 
+def changed_entries(before: dict[str, bytes | str], after: dict[str, bytes | str]) -> set[str]:
+    """The entries two `tree`s differ in: added, removed or changed."""
+    return {key for key in before.keys() | after.keys() if before.get(key) != after.get(key)}
+
+
 def firmware_layout(root: Path) -> Path:
     """firmware_dir with a subdirectory and a symlink pointing outside, next to files that
     must never change."""
@@ -414,7 +453,7 @@ def check_firmware_save(root: Path, name: str) -> None:
     written = f"etc/firmware/{blob.name}"
     assert (firmware / blob.name).read_bytes() == b"new blob"
     assert not (firmware / blob.name).is_symlink()
-    changed = {key for key in before.keys() | after.keys() if before.get(key) != after.get(key)}
+    changed = changed_entries(before, after)
     assert changed == {written}, changed
     assert after["outside.bin"] == b"precious" and after["etc/passwd"] == b"root:x:0:0"
 

@@ -13,6 +13,7 @@ from parser_properties import (
     check_document_keeps_text,
     check_edit,
     check_file_store_reads,
+    check_p910nd_import,
     check_uci_text,
 )
 
@@ -134,3 +135,26 @@ def test_an_edit_changes_what_it_says_and_keeps_the_comments(
 ) -> None:
     text = COMMENTED if start == "commented" else format_sections(generated)
     check_edit(tmp_path_factory.mktemp("uci") / "usbprintd", text, batch)
+
+
+# --- importing /etc/config/p910nd --------------------------------------------------------------
+
+P910ND_OPTIONS = ["device", "port", "bind", "enabled", "bidirectional", "mdns", "runas_root",
+                  "usbvidpid", "driver_file", "driver_home", "mdns_ty", "mdns_mfg", "mdns_mdl",
+                  "mdns_product"]
+P910ND_VALUES = ["", " ", "0", "1", "9", "10", "/dev/usb/lp0", " /dev/usb/lp1 ", "03f0/4117",
+                 "3f0:4117", "127.0.0.1", "::1", "nowhere", "yes", "sihp1018.dl",
+                 "/opt/p910nd_drivers/HP_1018_03f0_4117.bin", "HP LaserJet 1018", "a\nb"]
+p910nd_values = st.sampled_from(P910ND_VALUES) | st.text(max_size=8)
+p910nd_sections = st.lists(st.builds(
+    UciSection, type=st.sampled_from(["p910nd", "hotplug", "other"]),
+    name=st.sampled_from(["a", "b", "@p910nd[0]"]),
+    options=st.dictionaries(st.sampled_from(P910ND_OPTIONS),
+                            p910nd_values | st.lists(p910nd_values, max_size=2), max_size=8),
+), max_size=4)
+
+
+@FUZZ
+@given(p910nd_sections)
+def test_any_p910nd_file_is_imported_once(p910nd: list[UciSection]) -> None:
+    check_p910nd_import(p910nd)

@@ -135,8 +135,10 @@ def _loopback_host(host_header: str) -> bool:
 
 
 def _local_path(target: str) -> str:
-    """Only a path on this site may follow a login (no open redirect)."""
-    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
+    """Only a path on this site may follow a login (no open redirect; no control characters,
+    which a Location header cannot carry and browsers drop: '/', tab, '/host' is '//host')."""
+    if (target.startswith("/") and not target.startswith("//") and "\\" not in target
+            and target.isprintable()):
         return target
     return "/"
 
@@ -294,7 +296,7 @@ class WebApp:
             if not isinstance(data, dict):
                 raise api_error(400, "expected a JSON object")
         else:
-            data = {key: request.forms.getunicode(key) for key in request.forms}
+            data = self._form_fields()
             data.pop(CSRF_FIELD, None)
         form: dict[str, str] = {}
         refused: dict[str, str] = {}
@@ -309,6 +311,16 @@ class WebApp:
         if not form and not refused:
             raise api_error(400, "nothing to change")
         return form, refused
+
+    @staticmethod
+    def _form_fields() -> dict[str, Any]:
+        """A url-encoded or multipart body's fields; 400 if they cannot be read (for malformed
+        part headers bottle's multipart parser raises ValueError, UnicodeDecodeError included,
+        and LookupError for an unknown charset, not its own 400)."""
+        try:
+            return {key: request.forms.getunicode(key) for key in request.forms}
+        except (ValueError, LookupError):
+            raise api_error(400, "the form data cannot be read") from None
 
     # --- pages ---------------------------------------------------------------------------------
 
@@ -370,7 +382,7 @@ class WebApp:
             if not isinstance(data, dict):
                 return api_error(400, "expected a JSON object")
         else:
-            data = {key: request.forms.getunicode(key) for key in request.forms}
+            data = self._form_fields()
         username = data.get("username") if isinstance(data.get("username"), str) else ""
         password = data.get("password")
         target = _local_path(str(data.get("next") or "/"))
