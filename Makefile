@@ -7,7 +7,7 @@ PIP      := $(VENV)/bin/pip
 APT_TEST := netcat-openbsd cups qemu-system-x86 busybox-static p910nd shellcheck chromium \
             avahi-utils avahi-daemon dbus-daemon iproute2 socat kmod libusb-1.0-0 python3-venv procps
 
-.PHONY: run test test-deps venv lint unit integration e2e browser bench ipk clean
+.PHONY: run test test-deps venv lint unit integration e2e browser fuzz bench ipk clean
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -m venv --help >/dev/null 2>&1 && $(PYTHON) -c 'import ensurepip' 2>/dev/null || \
@@ -48,6 +48,13 @@ browser: venv
 
 lint: venv
 	$(VENV)/bin/ruff check src tests bench
+
+# Optional, not part of `make test`: coverage-guided fuzzing (atheris) of every parser of outside
+# input, FUZZ_SECONDS per harness, one process; crashes land in tests/fuzz/crashes/ and fail.
+FUZZ_SECONDS ?= 60
+fuzz: venv
+	@$(PY) -c 'import atheris' 2>/dev/null || $(PIP) install -q 'atheris>=2.3'
+	$(PY) tests/fuzz/run.py --seconds $(FUZZ_SECONDS) $(FUZZ_ARGS)
 
 # make bench BENCH_ARGS=--quick for a 1-2 minute smoke run; bench/run.py --help lists the knobs.
 bench: test-deps venv

@@ -36,6 +36,7 @@ from usbprintd.uci import (
     DeleteOption,
     DeleteSection,
     FileStore,
+    SetOption,
     UciChange,
     UciDocument,
     UciError,
@@ -252,28 +253,35 @@ def check_edit(path: Path, text: str, batch: Sequence[UciChange]) -> None:
         return
     assert expected is not None, "the store accepted a batch the model refuses"
     assert FileStore(path).load() == expected
-    if not any(isinstance(change, DeleteSection) for change in batch):
-        kept = path.read_bytes().decode()
-        assert all(comment in kept for comment in comments(text))
+    if any(isinstance(change, DeleteSection) for change in batch):
+        return
+    edits_options = any(isinstance(change, SetOption | DeleteOption) for change in batch)
+    kept = path.read_bytes().decode()
+    for comment, trailing in comments(text):
+        # A comment after a statement may go with it (a deleted option, a repeated one).
+        if not (trailing and edits_options):
+            assert comment in kept, comment
 
 
-def comments(text: str) -> list[str]:
-    """The comments of UCI text, found without the scanner: a '#' to the end of its line is a
-    comment when cutting it out leaves every section as it was (a '#' in a quoted value, even
-    one spanning lines, cannot be cut)."""
+def comments(text: str, limit: int = 16) -> list[tuple[str, bool]]:
+    """The comments of UCI text, each with whether it trails a statement, found without the
+    scanner: '#' to the end of its line is a comment when the text up to that line reads the
+    same with it cut out (a '#' in a quoted value, even one spanning lines or overridden by a
+    later statement, cannot be cut). Only the first `limit` lines with a '#' are looked at."""
     lines = text.split("\n")
-    cuts = {n: line.index("#") for n, line in enumerate(lines) if "#" in line}
-    original = parse_sections(text)
-
-    def cut_out(numbers: set[int]) -> bool:
+    found = []
+    for n in [n for n, line in enumerate(lines) if "#" in line][:limit]:
+        head, line = lines[:n], lines[n]
+        cut = line.index("#")
         try:
-            return parse_sections("\n".join(line[:cuts[n]] if n in numbers else line
-                                             for n, line in enumerate(lines))) == original
+            if (parse_sections("\n".join([*head, line]))
+                    != parse_sections("\n".join([*head, line[:cut]]))):
+                continue
         except UciError:
-            return False
-
-    found = set(cuts) if cut_out(set(cuts)) else {n for n in cuts if cut_out({n})}
-    return [lines[n][cuts[n]:] for n in sorted(found)]
+            continue
+        continued = bool(head) and head[-1].endswith("\\")  # the line joins the one before
+        found.append((line[cut:], continued or bool(line[:cut].strip(" \t\r\f\v"))))
+    return found
 
 
 def check_p910nd_import(p910nd: Sequence[UciSection]) -> None:
