@@ -98,7 +98,7 @@ class ConfigStore(Protocol):
 # --- names and values ----------------------------------------------------------------------------
 
 _NAME = re.compile(r"[A-Za-z0-9_]+\Z")
-_EXTENDED_NAME = re.compile(r"@([^\[\]]+)\[(-?[0-9]+)\]\Z")
+_EXTENDED_NAME = re.compile(r"@(.+)\[(-?[0-9]+)\]\Z")  # the type may hold brackets: "@]x[0]"
 _LIBUCI_ANONYMOUS = re.compile(r"cfg[0-9a-f]{6}\Z")  # names libuci invents for anonymous sections
 
 

@@ -20,6 +20,12 @@ def test_an_option_added_after_a_backslash_that_ends_the_file_is_saved(tmp_path:
     check_edit(tmp_path / "usbprintd", text, [SetOption("q", "device", '"')])
 
 
+def test_an_anonymous_section_whose_type_holds_a_bracket_can_be_edited(tmp_path: Path) -> None:
+    """Section types may hold '[' and ']' (printable ASCII, as in libuci); the store named
+    such a section '@]ri[0]' but could not find it by that name."""
+    check_edit(tmp_path / "usbprintd", "config ]ri#\0", [SetOption("@]ri[0]", "port", "9101")])
+
+
 @pytest.fixture
 def web(tmp_path: Path) -> InProcessWeb:
     web = InProcessWeb(tmp_path)
