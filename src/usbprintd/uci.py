@@ -312,7 +312,8 @@ def _render(statement: _Statement) -> str:
         return f"config {section_type}" + (f" {quote(args[1])}" if len(args) > 1 else "")
     if kind == "package":
         return f"package {quote(args[0])}"
-    return f"{kind} {args[0]} {quote(args[1])}"
+    # 'option name' without a value reads as nothing, and is kept as it was
+    return f"{kind} {args[0]}" + (f" {quote(args[1])}" if len(args) > 1 else "")
 
 
 @dataclass

@@ -26,6 +26,13 @@ def test_an_anonymous_section_whose_type_holds_a_bracket_can_be_edited(tmp_path:
     check_edit(tmp_path / "usbprintd", "config ]ri#\0", [SetOption("@]ri[0]", "port", "9101")])
 
 
+def test_an_option_on_a_line_with_a_valueless_option_can_be_edited(tmp_path: Path) -> None:
+    """'option bind' without a value reads as nothing; rewriting its line for another edit
+    raised IndexError, which no caller expects from the store."""
+    text = "config printer 'r'; option port +; option bind\n"
+    check_edit(tmp_path / "usbprintd", text, [SetOption("r", "port", "it's")])
+
+
 @pytest.fixture
 def web(tmp_path: Path) -> InProcessWeb:
     web = InProcessWeb(tmp_path)
