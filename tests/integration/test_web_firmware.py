@@ -68,6 +68,18 @@ def test_a_blob_over_the_limit_is_refused_with_413_and_not_stored(web):
     assert upload(client, "exact.dl", b"\1" * MAX_BYTES).status == 201
 
 
+def test_an_upload_onto_a_directory_of_that_name_is_refused_with_409(web):
+    client = web.logged_in()
+    (firmware_dir(web) / "kept.dl").mkdir(parents=True)
+    (firmware_dir(web) / "kept.dl" / "inside").write_bytes(b"untouched")
+    reply = upload(client, "kept.dl", b"blob" * 1000)
+    assert reply.status == 409
+    assert "is a directory" in reply.json["error"]
+    assert (firmware_dir(web) / "kept.dl" / "inside").read_bytes() == b"untouched"
+    assert files_in(firmware_dir(web)) == ["kept.dl"]
+    assert upload(client, "next.dl", b"blob").status == 201  # the page keeps serving
+
+
 def test_upload_without_a_length_is_refused(web):
     client = web.logged_in()
     with socket.create_connection(("127.0.0.1", web.web_port), timeout=10) as sock:

@@ -523,7 +523,7 @@ class WebApp:
         try:
             blob = store.save(name, source, length)
         except FirmwareError as err:
-            if err.status == 413:
+            if err.status in (409, 413):  # refused before the body was read
                 self._discard(source, length)
             return api_error(err.status, str(err))
         except OSError as err:

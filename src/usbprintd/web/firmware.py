@@ -80,6 +80,9 @@ class FirmwareStore:
             raise FirmwareError(f"a firmware file may have at most {self.max_bytes} bytes", 413)
         if length <= 0:
             raise FirmwareError("the file is empty")
+        if target.is_dir() and not target.is_symlink():
+            raise FirmwareError(f"'{target.name}' is a directory in the firmware directory; "
+                                "it is not replaced", 409)
         self.directory.mkdir(parents=True, exist_ok=True)
         fd, temp_name = _temp_file(self.directory)
         try:
