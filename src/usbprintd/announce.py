@@ -14,6 +14,7 @@ track what was announced before.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 import logging
@@ -42,6 +43,7 @@ INIT_SCRIPT = "/etc/init.d/usbprintd"
 DEFAULT_PRIORITY = 50
 TXT_STRING_MAX = 255  # one TXT string: a length byte, then at most 255 bytes (RFC 6763 §6.1)
 DNS_LABEL_MAX = 63  # the instance name is a single DNS label
+REFRESH_DELAY_SECONDS = 0.2  # after a change, how soon the announced set is looked at again
 RAW_MIME_TYPE = "application/octet-stream"
 
 # IEEE 1284 command-set tokens (CMD:) -> the MIME type a Bonjour `pdl` key lists for them.
@@ -478,6 +480,7 @@ class AnnounceService:
         self._publisher: _Publisher | None = None
         self._mdns_on: bool | None = None
         self._submitted: list[ServiceRecord] | None = None
+        self._refresh_timer: asyncio.TimerHandle | None = None
 
     def start(self, core: Core) -> None:
         self._core = core
@@ -488,7 +491,20 @@ class AnnounceService:
         self._refresh()
 
     def _refresh(self) -> None:
-        """On the loop thread after any change: compute the wanted set, hand it on if new."""
+        """On the loop thread after any change: look again shortly. Jobs starting and ending
+        are changes too, and many of them in a row need one look, not one each."""
+        if self._core is None or self._refresh_timer is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (unit tests of the service alone): look at once
+            self._recompute()
+            return
+        self._refresh_timer = loop.call_later(REFRESH_DELAY_SECONDS, self._recompute)
+
+    def _recompute(self) -> None:
+        """Compute the wanted set and hand it on if it is new."""
+        self._refresh_timer = None
         if self._core is None:
             return
         registry = self._core.registry
@@ -509,9 +525,10 @@ class AnnounceService:
         self._publisher = _Publisher(lambda: self._choose(settings))
 
     async def stop(self) -> None:
+        if self._refresh_timer is not None:
+            self._refresh_timer.cancel()
+            self._refresh_timer = None
         if self._publisher is not None:
-            import asyncio
-
             await asyncio.to_thread(self._publisher.stop)
             self._publisher = None
 

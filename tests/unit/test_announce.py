@@ -379,6 +379,33 @@ def test_service_follows_registry_changes_and_skips_repeats() -> None:
     assert announcer.closed.is_set()
 
 
+def test_a_burst_of_changes_on_the_loop_is_looked_at_once_and_the_last_state_wins() -> None:
+    import asyncio
+
+    registry = registry_with(PrinterSettings("lj", name="Hall", port=9100))
+    announcer = RecordingAnnouncer()
+    looks: list[int] = []
+
+    def hostname() -> str:
+        looks.append(1)
+        return "OpenWrt"
+
+    service = AnnounceService(choose=lambda settings: announcer, hostname=hostname)
+
+    async def burst() -> None:
+        service.start(FakeCore(registry))
+        for _ in range(200):  # jobs starting and ending
+            registry.changed()
+        registry.states["lj"] = "absent"
+        registry.changed()
+        await asyncio.sleep(0.5)
+        await service.stop()
+
+    asyncio.run(burst())
+    assert len(looks) == 1
+    assert announcer.updates == [[]]  # only the final state was ever announced
+
+
 def test_switching_mdns_off_withdraws_through_the_old_announcer() -> None:
     import asyncio
 
