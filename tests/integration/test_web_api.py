@@ -392,6 +392,7 @@ def daemon_threads(pid: int) -> int:
 
 
 def test_a_connection_flood_is_capped_and_the_page_recovers(web):
+    web.daemon.wait_log(r"mDNS: announcing with")  # its thread is counted in `before`
     before = daemon_threads(web.daemon.pid)
     flood = [socket.create_connection(("127.0.0.1", web.web_port)) for _ in range(40)]
     try:
