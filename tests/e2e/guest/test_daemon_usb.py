@@ -318,6 +318,43 @@ def test_firmware_printer_gets_its_blob_then_serves_and_again_after_a_power_cycl
     wait_for(lambda: port_accepts(port), 10)
 
 
+def test_unplug_mid_firmware_upload_keeps_the_daemon_up_and_replug_uploads_again(
+        printers, usbprintd, tmp_path):
+    model = hp_laserjet_1018()
+    firmware_dir = tmp_path / "firmware"
+    firmware_dir.mkdir()
+    blob = payload(model.firmware.size, seed=12)
+    (firmware_dir / "sihp1018.dl").write_bytes(blob)
+    port = free_port()
+    daemon = start(usbprintd, usb_printer("laser", port, usb_id="03f0:4117",
+                                          serial="FAKE1018SN0001"),
+                   firmware_dir=str(firmware_dir))
+    printer = printers.new(model)
+    printer.hold(True)  # the gadget queues the blob's first 80 KiB, then takes no more
+    printer.plug()
+    daemon.wait_log(r"'Laser' .* not accepting jobs: uploading-firmware", timeout=10)
+    time.sleep(2.5)  # past the settle time: the upload is under way and stalled
+    assert "sent sihp1018.dl" not in daemon.log()
+    assert not printer.firmware_loaded and refuses(port)
+    mark = len(daemon.log())
+    printer.unplug(wait=False)
+    expect_log(daemon, mark, r"USB printer .* removed", timeout=10)
+    time.sleep(1)
+    assert daemon.alive and refuses(port)
+    after_unplug = daemon.log()[mark:]
+    assert "Traceback" not in after_unplug and "did not take" not in after_unplug
+
+    printer.clear()  # the power went with the cable: the partial blob is gone
+    printer.hold(False)
+    printer.plug()
+    wait_for(lambda: port_accepts(port), 40, 0.05)
+    assert printer.firmware_loaded
+    assert printer.received()[:len(blob)] == blob  # the whole blob again, from its start
+    job = payload(30_001, seed=13)
+    send_with_nc(port, job)
+    assert printer.wait_received(len(job), timeout=20, after_firmware=True) == job
+
+
 def test_missing_firmware_keeps_the_port_closed_until_the_blob_arrives_and_sighup(
         printers, usbprintd, tmp_path):
     firmware_dir = tmp_path / "firmware"
