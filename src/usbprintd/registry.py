@@ -30,7 +30,15 @@ from usbprintd.config import (
 from usbprintd.devices import Device
 from usbprintd.jobs import JobJournal, Outcome
 from usbprintd.reconcile import Attachment, Target, desired_targets, plan_changes
-from usbprintd.uci import AddSection, ConfigStore, DeleteSection, SetOption, UciChange, UciError
+from usbprintd.uci import (
+    AddSection,
+    ConfigStore,
+    DeleteSection,
+    SetOption,
+    UciChange,
+    UciError,
+    UciSection,
+)
 
 log = logging.getLogger(__name__)
 
@@ -96,10 +104,7 @@ class Registry:
         is far likelier a file truncated by a full flash or a slip at the shell than a wish to
         stop every printer, so it counts as broken too (a restart starts from it)."""
         try:
-            sections = self.store.load()
-            if edited_outside and not sections and self._loaded_sections:
-                raise UciError("holds no configuration (empty or missing); restart the daemon "
-                               "to start from an empty one")
+            sections = self._load_sound(edited_outside)
         except (UciError, OSError) as err:
             self.config_error = f"{self.store.description}: {err}"
             log.error("configuration not loaded, keeping the last good one: %s", self.config_error)
@@ -128,15 +133,33 @@ class Registry:
         level = getattr(logging, name.upper(), logging.INFO)
         logging.getLogger("usbprintd").setLevel(level)
 
+    def _load_sound(self, lost_counts_as_broken: bool) -> list[UciSection]:
+        sections = self.store.load()
+        if lost_counts_as_broken and not sections and self._loaded_sections:
+            raise UciError("holds no configuration (empty or missing); restart the daemon "
+                           "to start from an empty one")
+        return sections
+
     def apply_changes(self, changes: list[UciChange]) -> Errors:
-        """Write to UCI (the owner's action) and converge on the result."""
+        """Write to UCI (the owner's action) and converge on the result.
+
+        A store that became unreadable, empty or missing since the last good load is left
+        alone: the write would start from the damaged file and make the loss permanent (an
+        autoadd would leave one printer, a "forget" none)."""
+        try:
+            self._load_sound(lost_counts_as_broken=True)
+        except (UciError, OSError) as err:
+            return self._not_saved(f"{self.store.description}: {err}")
         try:
             self.store.apply(changes)
         except (UciError, OSError) as err:
-            log.error("configuration not saved: %s", err)
-            return {"_": f"not saved: {err}"}
+            return self._not_saved(str(err))
         self.reload()
         return {}
+
+    def _not_saved(self, reason: str) -> Errors:
+        log.error("configuration not saved: %s", reason)
+        return {"_": f"not saved: {reason}"}
 
     def update_printer(self, section: str, form: Mapping[str, str]) -> Errors:
         values, errors = validate_printer_form(self.config, section, dict(form))
