@@ -106,7 +106,8 @@ def open_listeners(bind: str, port: int, backlog: int = LISTEN_BACKLOG) -> list[
     socket when the kernel has IPv6)."""
     if bind:
         family = socket.AF_INET6 if ":" in bind else socket.AF_INET
-        return [_listen(family, bind, port, backlog)]
+        # '::' means every address whatever net.ipv6.bindv6only says, as the config check assumes
+        return [_listen(family, bind, port, backlog, dual_stack=bind == "::")]
     try:
         return [_listen(socket.AF_INET6, "::", port, backlog, dual_stack=True)]
     except OSError as err:

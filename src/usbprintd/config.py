@@ -257,6 +257,7 @@ def parse_config(sections: Iterable[UciSection]) -> Config:
                             "warning")
             )
     printers = _reject_port_clashes(printers, issues)
+    printers = _reject_web_port(printers, settings, issues)
     if settings.auth == "none" and not _is_loopback(settings.web_listen) and settings.web_port:
         issues.append(ConfigIssue(GLOBAL_NAME, "auth",
                                   "'none' is only allowed when web_listen is a loopback address; "
@@ -270,8 +271,30 @@ def _is_loopback(address: str) -> bool:
 
 
 def binds_overlap(a: str, b: str) -> bool:
-    """Two listen addresses clash on one port when either is 'all addresses' or they are equal."""
-    return not a or not b or a == b
+    """Two listen addresses clash on one port when one covers the other: '' and '::' are every
+    address (a '::' socket is dual-stack), '0.0.0.0' is every IPv4 address."""
+    first, second = _listen_address(a), _listen_address(b)
+    if first is None or second is None or first == second:
+        return True
+    if isinstance(first, str) or isinstance(second, str):
+        return False  # not an address (unvalidated input): only equal text clashes
+    return first.version == second.version == 4 and (first.is_unspecified
+                                                     or second.is_unspecified)
+
+
+def _listen_address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | str | None:
+    """None for every address; IPv4-mapped IPv6 addresses as the IPv4 address they are."""
+    if not text:
+        return None
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return text
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.is_unspecified:
+            return None
+        return address.ipv4_mapped or address
+    return address
 
 
 def _clash(a: PrinterSettings, b: PrinterSettings) -> bool:
@@ -295,6 +318,38 @@ def _reject_port_clashes(
                 taken.append(printer)
         result.append(printer)
     return result
+
+
+def uses_web_port(printer: PrinterSettings, settings: GlobalSettings) -> bool:
+    return (settings.web_port != 0 and printer.port == settings.web_port
+            and binds_overlap(printer.bind, settings.web_listen))
+
+
+def _web_port_message(settings: GlobalSettings) -> str:
+    return f"port {settings.web_port} is the web page's (web_port)"
+
+
+def _reject_web_port(printers: list[PrinterSettings], settings: GlobalSettings,
+                     issues: list[ConfigIssue]) -> list[PrinterSettings]:
+    """The web page keeps its port: it is where the owner fixes the clash."""
+    result = []
+    for printer in printers:
+        if printer.enabled and printer.valid and uses_web_port(printer, settings):
+            message = _web_port_message(settings)
+            issues.append(ConfigIssue(printer.section, "port", message))
+            printer = replace(printer, problems=(*printer.problems, f"port: {message}"))
+        result.append(printer)
+    return result
+
+
+def web_port_errors(current: Config, values: dict[str, Any]) -> dict[str, str]:
+    """A settings edit that would move the web page onto an enabled printer's port."""
+    settings = replace(current.settings, **values)
+    for printer in current.printers:
+        if printer.enabled and printer.valid and uses_web_port(printer, settings):
+            field = "web_port" if "web_port" in values else "web_listen"
+            return {field: f"port {settings.web_port} is used by '{printer.display_name}'"}
+    return {}
 
 
 # --- writing -------------------------------------------------------------------------------------
@@ -337,6 +392,8 @@ def validate_printer_form(
             if other.section != section and other.enabled and other.valid and _clash(other,
                                                                                      candidate):
                 errors["port"] = f"port {candidate.port} is already used by '{other.display_name}'"
+        if uses_web_port(candidate, current.settings):
+            errors["port"] = _web_port_message(current.settings)
     return values, errors
 
 
@@ -378,7 +435,7 @@ def section_name_for(label: str, taken: Iterable[str]) -> str:
 
 
 def next_free_port(config: Config) -> int:
-    used = {p.port for p in config.printers}
+    used = {p.port for p in config.printers} | {config.settings.web_port}
     port = config.settings.base_port
     while port in used:
         port += 1

@@ -26,6 +26,7 @@ from usbprintd.config import (
     section_name_for,
     validate_global_form,
     validate_printer_form,
+    web_port_errors,
 )
 from usbprintd.devices import Device
 from usbprintd.jobs import JobJournal, Outcome
@@ -172,6 +173,7 @@ class Registry:
 
     def update_settings(self, form: Mapping[str, str]) -> Errors:
         values, errors = validate_global_form(dict(form))
+        errors = errors or web_port_errors(self.config, values)
         if errors:
             return errors
         changes: list[UciChange] = []

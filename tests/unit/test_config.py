@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import errno
+import socket
+
 import pytest
 
+from usbprintd.appsocket import open_listeners
 from usbprintd.config import (
     Config,
     InvalidValue,
     PrinterSettings,
+    binds_overlap,
     next_free_port,
     parse_config,
     parse_port,
     printer_changes,
     section_name_for,
     validate_printer_form,
+    web_port_errors,
 )
 from usbprintd.uci import SetOption, UciSection
 
@@ -103,3 +109,73 @@ def test_new_sections_get_readable_unique_names_and_the_next_free_port():
     assert section_name_for("3D printer", []) == "printer_3d_printer"
     config = Config(printers=(PrinterSettings("a", port=9100), PrinterSettings("b", port=9101)))
     assert next_free_port(config) == 9102
+
+
+# --- which listen addresses clash on one port ----------------------------------------------------
+
+LISTEN_PAIRS = [
+    ("", "127.0.0.1", True), ("", "::1", True), ("::", "0.0.0.0", True), ("::", "::1", True),
+    ("::", "127.0.0.1", True), ("0.0.0.0", "127.0.0.1", True), ("0.0.0.0", "0.0.0.0", True),
+    ("0.0.0.0", "::1", False), ("127.0.0.1", "127.0.0.2", False), ("127.0.0.1", "::1", False),
+    ("::ffff:127.0.0.1", "127.0.0.1", True), ("0.0.0.0", "::ffff:127.0.0.2", True),
+    ("::1", "::1", True),
+]
+
+
+@pytest.mark.parametrize(("first", "second", "clash"), LISTEN_PAIRS)
+def test_wildcard_binds_clash_with_the_addresses_they_cover(first, second, clash):
+    assert binds_overlap(first, second) is clash
+    assert binds_overlap(second, first) is clash
+
+
+@pytest.mark.parametrize(("first", "second", "clash"), LISTEN_PAIRS)
+def test_the_kernel_refuses_exactly_the_pairs_the_config_check_calls_clashes(
+    first, second, clash
+):
+    """Ground truth: open both listeners the way the print server does, on one free port."""
+    if ":" in first + second and not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    held = open_listeners(first, port)
+    try:
+        try:
+            second_listeners = open_listeners(second, port)
+        except OSError as err:
+            assert err.errno == errno.EADDRINUSE and clash, err
+        else:
+            for sock in second_listeners:
+                sock.close()
+            assert not clash
+    finally:
+        for sock in held:
+            sock.close()
+
+
+def test_a_printer_on_the_web_pages_port_and_address_is_refused_with_the_reason():
+    web = UciSection("usbprintd", "main", {"web_port": "8631", "web_listen": "0.0.0.0"})
+    config = parse_config([web, printer("clash", port="8631", bind="127.0.0.1"),
+                           printer("elsewhere", port="8631", bind="::1"),
+                           printer("fine", port="9100")])
+    assert not config.printer("clash").valid
+    assert "port 8631 is the web page's (web_port)" in str(config.issues)
+    assert config.printer("elsewhere").valid and config.printer("fine").valid
+
+
+def test_forms_refuse_putting_a_printer_and_the_web_page_on_one_port():
+    config = parse_config([UciSection("usbprintd", "main", {"web_port": "8631"}),
+                           UciSection("printer", "office", {"port": "9100", "name": "Office"})])
+    _, errors = validate_printer_form(config, "office", {"port": "8631"})
+    assert errors == {"port": "port 8631 is the web page's (web_port)"}
+    assert web_port_errors(config, {"web_port": 9100}) == {
+        "web_port": "port 9100 is used by 'Office'"}
+    assert web_port_errors(config, {"web_port": 9100, "web_listen": "::1"}) == {
+        "web_port": "port 9100 is used by 'Office'"}
+    assert web_port_errors(config, {"web_port": 0}) == {}
+
+
+def test_the_next_free_port_skips_the_web_pages():
+    config = parse_config([UciSection("usbprintd", "main", {"web_port": "9100"})])
+    assert next_free_port(config) == 9101
