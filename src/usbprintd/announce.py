@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 SERVICE_TYPE = "_pdl-datastream._tcp"
 MDNS_FILE = Path("/var/run/usbprintd/mdns.json")
 INIT_SCRIPT = "/etc/init.d/usbprintd"
+UMDNS_BINARY = "/usr/sbin/umdns"
 DEFAULT_PRIORITY = 50
 TXT_STRING_MAX = 255  # one TXT string: a length byte, then at most 255 bytes (RFC 6763 §6.1)
 DNS_LABEL_MAX = 63  # the instance name is a single DNS label
@@ -187,12 +188,17 @@ def service_records(printers: Iterable[PrinterAnnouncement]) -> list[ServiceReco
     return records
 
 
-def admin_url(hostname: str, web_port: int) -> str:
-    """Where the web page is reached from the network ('' when the page is off)."""
-    if not web_port:
+def admin_url(hostname: str, web_port: int, web_listen: str = "") -> str:
+    """Where the web page is reached from the network: '' when the page is off or listens on
+    loopback only, the address itself when it listens on one address."""
+    if not web_port or not _reachable_from_network(web_listen):
         return ""
+    host = f"{hostname}.local"
+    address = ipaddress.ip_address(web_listen) if web_listen else None
+    if address is not None and not address.is_unspecified:
+        host = f"[{address}]" if address.version == 6 else str(address)
     port = "" if web_port == 80 else f":{web_port}"
-    return f"http://{hostname}.local{port}/"
+    return f"http://{host}{port}/"
 
 
 # --- adapters -------------------------------------------------------------------------------
@@ -246,18 +252,31 @@ class UmdnsAnnouncer:
         self._published: list[ServiceRecord] | None = None
 
     def update(self, records: Sequence[ServiceRecord]) -> None:
+        """Withdraw before announcing: umdns announces new keys first and sends the goodbyes of
+        vanished ones after, so a printer whose entry changed (same instance name, new key)
+        would be announced and then deleted by its own goodbye (RFC 6762 §10.1). Publishing
+        the set without the changed entries first puts the goodbye before the announcement."""
         wanted = list(records)
         if wanted == self._published:
             return
+        steps = [wanted]
+        if self._published:
+            kept = [r for r in self._published if r in wanted]
+            if kept != self._published and kept != wanted:
+                steps.insert(0, kept)
         try:
-            self.write_state(wanted)
-            self.run(self.publish_command)
-            self.run(self.umdns_command)
-        except OSError as err:
+            for step in steps:
+                self._publish(step)
+        except OSError as err:  # the next update starts from what was last published
             log.warning("mDNS announcement not refreshed: %s", err)
-            return  # not remembered as published: the next update tries again
-        self._published = wanted
+            return
         log.info("mDNS: announcing %s", ", ".join(r.instance for r in wanted) or "nothing")
+
+    def _publish(self, records: list[ServiceRecord]) -> None:
+        self.write_state(records)
+        self.run(self.publish_command)
+        self.run(self.umdns_command)
+        self._published = records
 
     def write_state(self, records: Sequence[ServiceRecord]) -> None:
         """Replace the state file atomically, so the init script never reads half of it."""
@@ -377,13 +396,16 @@ def choose_announcer(settings: GlobalSettings, platform: Platform | None = None)
     platform = platform or Platform()
     if not settings.mdns:
         return NullAnnouncer("mDNS is switched off (option mdns '0')")
-    if platform.exists("/sbin/procd") or platform.exists("/bin/ubus"):
+    under_procd = platform.exists("/sbin/procd") or platform.exists("/bin/ubus")
+    if under_procd and platform.exists(UMDNS_BINARY):
         return UmdnsAnnouncer()
     if platform.has_module("zeroconf"):
         try:
             return ZeroconfAnnouncer()
         except OSError as err:  # no multicast-capable interface, port 5353 refused...
             return NullAnnouncer(f"python-zeroconf could not start: {err}")
+    if under_procd:
+        return NullAnnouncer(f"umdns is not installed ({UMDNS_BINARY} missing)")
     return NullAnnouncer("neither umdns (OpenWrt) nor python-zeroconf is available")
 
 
@@ -404,7 +426,7 @@ def announced_printers(registry: Registry, hostname: str) -> list[PrinterAnnounc
     settings = registry.config.settings
     if not settings.mdns:
         return []
-    url = admin_url(hostname, settings.web_port)
+    url = admin_url(hostname, settings.web_port, settings.web_listen)
     attachments = registry.attachments()
     return [
         PrinterAnnouncement(

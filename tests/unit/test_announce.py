@@ -165,6 +165,15 @@ def test_admin_url_points_at_the_web_page_or_is_empty_when_it_is_off() -> None:
     assert admin_url("OpenWrt", 0) == ""
 
 
+@pytest.mark.parametrize(("web_listen", "url"), [
+    ("0.0.0.0", "http://OpenWrt.local:631/"), ("::", "http://OpenWrt.local:631/"),
+    ("192.168.1.1", "http://192.168.1.1:631/"), ("fd00::1", "http://[fd00::1]:631/"),
+    ("127.0.0.1", ""), ("::1", ""),
+])
+def test_admin_url_is_one_the_network_can_reach(web_listen: str, url: str) -> None:
+    assert admin_url("OpenWrt", 631, web_listen) == url
+
+
 def test_umdns_key_changes_with_content_and_only_then() -> None:
     record = service_records([announcement(LASERJET_1020_LOADED)])[0]
     same = service_records([announcement(LASERJET_1020_LOADED)])[0]
@@ -223,6 +232,50 @@ def test_umdns_announcer_does_nothing_when_the_set_is_unchanged(tmp_path: Path) 
     assert len(runner.calls) == 4
 
 
+def published_sets(tmp_path: Path, announcer: UmdnsAnnouncer, runner: RecordingRunner):
+    """What umdns was told at each reload: the state file as the init script read it."""
+    sets: list[list[tuple[str, int]]] = []
+    publish = announcer.run
+
+    def record(argv) -> None:
+        if argv[0] == "ubus":
+            state = json.loads((tmp_path / "run" / "mdns.json").read_text())
+            sets.append([(s["name"], s["port"]) for s in state["services"]])
+        publish(argv)
+
+    announcer.run = record
+    return sets
+
+
+def test_a_changed_printer_is_withdrawn_before_it_is_announced_again(tmp_path: Path) -> None:
+    """umdns sends goodbyes after announcing new keys; the goodbye must not come last."""
+    runner = RecordingRunner()
+    announcer = umdns(tmp_path, runner)
+    office = announcement(LASERJET_1320, name="Office", port=9101)
+    announcer.update(service_records([announcement(LASERJET_1020_LOADED), office]))
+    sets = published_sets(tmp_path, announcer, runner)
+
+    moved = announcement(LASERJET_1020_LOADED, port=9105)
+    announcer.update(service_records([moved, office]))
+
+    laserjet = service_records([moved])[0].instance
+    assert sets == [[("Office @ OpenWrt", 9101)],
+                    [(laserjet, 9105), ("Office @ OpenWrt", 9101)]]
+
+
+def test_adding_or_removing_printers_needs_one_reload(tmp_path: Path) -> None:
+    runner = RecordingRunner()
+    announcer = umdns(tmp_path, runner)
+    first = service_records([announcement(LASERJET_1020_LOADED)])
+    both = service_records([announcement(LASERJET_1020_LOADED),
+                            announcement(LASERJET_1320, name="Office", port=9101)])
+    sets = published_sets(tmp_path, announcer, runner)
+    announcer.update(first)
+    announcer.update(both)
+    announcer.update(first)
+    assert [len(s) for s in sets] == [1, 2, 1]
+
+
 def test_umdns_announcer_retries_after_a_failed_refresh(tmp_path: Path, caplog) -> None:
     runner = RecordingRunner(fail=True)
     announcer = umdns(tmp_path, runner)
@@ -249,8 +302,18 @@ def test_umdns_announcer_close_forgets_the_services_without_calling_procd(
 
 
 def test_umdns_is_chosen_under_procd() -> None:
-    platform = Platform(exists=lambda path: path == "/sbin/procd", has_module=lambda _: True)
+    platform = Platform(exists=lambda path: path in ("/sbin/procd", "/usr/sbin/umdns"),
+                        has_module=lambda _: True)
     assert isinstance(choose_announcer(GlobalSettings(), platform), UmdnsAnnouncer)
+
+
+def test_under_procd_without_umdns_the_owner_is_told_to_install_it(caplog) -> None:
+    platform = Platform(exists=lambda path: path == "/sbin/procd", has_module=lambda _: False)
+    announcer = choose_announcer(GlobalSettings(), platform)
+    assert isinstance(announcer, NullAnnouncer)
+    with caplog.at_level(logging.WARNING):
+        announcer.update(service_records([announcement(LASERJET_1020_LOADED)]))
+    assert "umdns is not installed (/usr/sbin/umdns missing)" in caplog.text
 
 
 def test_no_responder_gives_a_quiet_no_op_that_says_why_once(caplog) -> None:

@@ -64,7 +64,7 @@ for f in procd_open_service procd_open_instance procd_set_param procd_append_par
     eval "$f() { record $f \"\$@\"; }"
 done
 procd_close_service() { service_triggers; record procd_close_service "$@"; }
-procd_running() { record procd_running "$@"; [ "$STANDIN_RUNNING" = 1 ]; }
+procd_running() { record procd_running "$@"; [ -e "$STANDIN_RUNNING" ]; }
 json_set_namespace() {
     [ -n "$2" ] && eval "$2=\$JNS"
     JNS="$1"
@@ -121,6 +121,10 @@ UBUS = """#!/bin/sh
 echo "ubus $*" >> "$UBUS_CALLS"
 """
 
+UCI = """#!/bin/sh
+[ "$*" = "-q get usbprintd.@usbprintd[0].firmware_dir" ] && echo "$UCI_FIRMWARE_DIR"
+"""
+
 
 @dataclass
 class Call:
@@ -156,8 +160,10 @@ def run_init(tmp_path: Path):
     (standins / "rc.common").write_text(RC_COMMON)
     (standins / "procd.sh").write_text(PROCD_SH)
     (standins / "flatten.py").write_text(FLATTEN_PY)
-    (bindir / "ubus").write_text(UBUS)
-    (bindir / "ubus").chmod(0o755)
+    for name, text in (("ubus", UBUS), ("uci", UCI)):
+        (bindir / name).write_text(text)
+        (bindir / name).chmod(0o755)
+    running_flag = tmp_path / "running"
     mdns_file = tmp_path / "run/usbprintd/mdns.json"
     script = tmp_path / "init.d" / "usbprintd"
     script.parent.mkdir()
@@ -168,9 +174,14 @@ def run_init(tmp_path: Path):
     def run(action: str, running: bool = True) -> InitRun:
         calls = tmp_path / f"calls-{action}.tsv"
         calls.unlink(missing_ok=True)
+        if running:
+            running_flag.touch()
+        else:
+            running_flag.unlink(missing_ok=True)
         env = {**os.environ, "STANDINS": str(standins), "CALLS": str(calls),
                "UBUS_CALLS": str(tmp_path / f"ubus-{action}.log"),
-               "STANDIN_RUNNING": "1" if running else "0",
+               "STANDIN_RUNNING": str(running_flag),
+               "UCI_FIRMWARE_DIR": str(run.firmware_dir),
                "PATH": f"{bindir}:{os.environ['PATH']}"}
         result = subprocess.run([SHELL, "sh", str(standins / "rc.common"), str(script), action],
                                 env=env, capture_output=True, text=True, timeout=30)
@@ -182,6 +193,8 @@ def run_init(tmp_path: Path):
         return InitRun(parsed, tmp_path / f"ubus-{action}.log")
 
     run.mdns_file = mdns_file
+    run.firmware_dir = tmp_path / "etc/usbprintd/firmware"
+    run.running_flag = running_flag
     return run
 
 
@@ -327,12 +340,22 @@ def test_announce_refreshes_the_mdns_data_of_a_running_daemon_only(run_init) -> 
     assert replay(stopped.calls) == []  # a stopped service is never started by the daemon
 
 
-def test_stop_forgets_the_printer_list_and_lets_umdns_drop_it(run_init) -> None:
+def test_stop_lets_umdns_drop_the_printers_once_the_daemon_has_ended(run_init) -> None:
+    """umdns announces what running instances carry: reloading it before the daemon has exited
+    (a slow router) would keep the printers announced."""
     write_daemon_state(run_init.mdns_file)
     run = run_init("stop")
     assert [c.args[0] for c in run.named("procd_kill")] == ["usbprintd"]
     assert not run_init.mdns_file.exists()
-    assert run.ubus_calls(timeout=10) == ["ubus call umdns reload"]
+    assert run.ubus_calls(timeout=2.5) == []  # the daemon is still winding down
+    run_init.running_flag.unlink()
+    assert run.ubus_calls(timeout=5) == ["ubus call umdns reload"]
+
+
+def test_start_makes_the_firmware_directory_the_package_cannot_ship(run_init) -> None:
+    assert not run_init.firmware_dir.exists()
+    run_init("start")
+    assert run_init.firmware_dir.is_dir()
 
 
 def test_init_script_passes_shellcheck() -> None:
