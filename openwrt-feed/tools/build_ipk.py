@@ -119,6 +119,16 @@ def stage_python_package(project: Path, root: Path, python_version: str) -> None
         os.chmod(destination, 0o644)
 
 
+def delete_empty_directories(root: Path) -> None:
+    """Remove every empty directory below `root`, deepest first, as the SDK build does after
+    Py3Package/<pkg>/install (Python3/DeleteEmptyDirs: `find -mindepth 1 -empty -type d
+    -delete`): a directory only the ipk kept would be missing where the SDK's package is used."""
+    for current, _, _ in os.walk(root, topdown=False):
+        directory = Path(current)
+        if directory != root and not any(directory.iterdir()):
+            directory.rmdir()
+
+
 def installed_size(root: Path) -> int:
     return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
 
@@ -182,6 +192,7 @@ def build(project: Path = PROJECT_DIR, out_dir: Path | None = None,
         control_root.mkdir()
         stage_python_package(project, data_root, python_version)
         install(read_manifest(), project, data_root)
+        delete_empty_directories(data_root)
         for directory in [data_root, *data_root.rglob("*")]:
             if directory.is_dir():
                 os.chmod(directory, 0o755)

@@ -19,7 +19,7 @@ from pathlib import Path, PurePosixPath
 FEED_DIR = Path(__file__).resolve().parents[1]
 PROJECT_DIR = FEED_DIR.parent
 MANIFEST = FEED_DIR / "net" / "usbprintd" / "install.manifest"
-KINDS = ("file", "conf", "tree", "dir")
+KINDS = ("file", "conf", "tree")
 
 
 class ManifestError(ValueError):
@@ -28,9 +28,9 @@ class ManifestError(ValueError):
 
 @dataclass(frozen=True)
 class Entry:
-    kind: str  # file | conf | tree | dir
+    kind: str  # file | conf | tree
     mode: int
-    source: str  # relative to the project root; "-" for an empty directory
+    source: str  # relative to the project root
     destination: str  # absolute path on the router
 
     @property
@@ -47,12 +47,14 @@ def parse_manifest(text: str, where: str = "manifest") -> list[Entry]:
         if len(fields) != 4:
             raise ManifestError(f"{where}:{number}: expected 'kind mode source destination'")
         kind, mode, source, destination = fields
+        if kind == "dir":
+            raise ManifestError(
+                f"{where}:{number}: an empty directory cannot be shipped: the OpenWrt build "
+                "deletes empty directories from Python packages; create it at run time")
         if kind not in KINDS:
             raise ManifestError(f"{where}:{number}: unknown kind '{kind}'")
         if not destination.startswith("/") or ".." in PurePosixPath(destination).parts:
             raise ManifestError(f"{where}:{number}: destination must be an absolute path")
-        if (source == "-") != (kind == "dir"):
-            raise ManifestError(f"{where}:{number}: only 'dir' entries have no source")
         try:
             entries.append(Entry(kind, int(mode, 8), source, destination))
         except ValueError:
@@ -85,10 +87,6 @@ def install(entries: Sequence[Entry], project: Path, root: Path) -> list[Path]:
     installed: list[Path] = []
     for entry in entries:
         target = _place(root, entry.destination)
-        if entry.kind == "dir":
-            target.mkdir(exist_ok=True)
-            os.chmod(target, entry.mode)
-            continue
         source = project / entry.source
         if entry.kind == "tree":
             for path in sorted(source.rglob("*")):

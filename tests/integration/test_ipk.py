@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 TOOLS = REPO / "openwrt-feed" / "tools"
 sys.path.insert(0, str(TOOLS))
 
-from build_ipk import PACKAGE, build  # noqa: E402
+from build_ipk import PACKAGE, build, delete_empty_directories  # noqa: E402
 from manifest import conffiles, read_manifest  # noqa: E402
 from recipe import read_recipe  # noqa: E402
 
@@ -115,15 +115,30 @@ def test_data_holds_the_manifest_files_with_their_modes(parts) -> None:
                 name = f".{entry.destination}/{source.relative_to(REPO / entry.source)}"
                 assert data[name][1] == source.read_bytes(), name
                 assert data[name][0].mode == entry.mode
-        elif entry.kind == "dir":
-            assert data[f".{entry.destination}"][0].isdir()
         else:
             info, content = data[f".{entry.destination}"]
             assert content == (REPO / entry.source).read_bytes()
             assert info.mode == entry.mode, entry.destination
     assert data["./etc/init.d/usbprintd"][0].mode == 0o755
     assert data["./etc/config/usbprintd"][0].mode == 0o600
-    assert data["./etc/usbprintd/firmware"][0].isdir()
+
+
+def test_data_has_no_empty_directory_as_the_sdk_build_has_none(parts) -> None:
+    names = list(parts["data"])
+    for name, (entry, _) in parts["data"].items():
+        if entry.isdir():
+            assert any(other.startswith(name.rstrip("/") + "/") for other in names), name
+
+
+def test_empty_directories_are_deleted_deepest_first(tmp_path: Path) -> None:
+    (tmp_path / "etc/usbprintd/firmware").mkdir(parents=True)
+    (tmp_path / "usr/share/www/static").mkdir(parents=True)
+    (tmp_path / "usr/share/www/index.html").write_text("<html>")
+    delete_empty_directories(tmp_path)
+    assert not (tmp_path / "etc").exists()  # emptied once firmware/ and usbprintd/ went
+    assert not (tmp_path / "usr/share/www/static").exists()
+    assert (tmp_path / "usr/share/www/index.html").is_file()
+    assert tmp_path.is_dir()  # the package root itself stays
 
 
 def test_python_package_is_byte_code_only_with_every_module(parts) -> None:

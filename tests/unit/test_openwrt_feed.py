@@ -19,11 +19,12 @@ REPO = Path(__file__).resolve().parents[2]
 FEED = REPO / "openwrt-feed"
 sys.path.insert(0, str(FEED / "tools"))
 
-from manifest import read_manifest  # noqa: E402
+from manifest import ManifestError, parse_manifest, read_manifest  # noqa: E402
 from python_deps import Needs, collect_imports, compare, required_packages  # noqa: E402
 from recipe import read_recipe  # noqa: E402
 
 from usbprintd import __version__  # noqa: E402
+from usbprintd.config import GlobalSettings  # noqa: E402
 
 USBPRINTD = read_recipe(FEED / "net/usbprintd/Makefile")
 # binary package -> (recipe, the importable module it ships)
@@ -139,9 +140,24 @@ def test_usbprintd_recipe_installs_through_the_shared_manifest() -> None:
     destinations = {e.destination for e in read_manifest()}
     assert {"/etc/init.d/usbprintd", "/etc/config/usbprintd", "/usr/bin/usbprintd",
             "/usr/share/rpcd/acl.d/usbprintd.json", "/lib/upgrade/keep.d/usbprintd",
-            "/etc/usbprintd/firmware", "/usr/share/usbprintd/www"} <= destinations
+            "/usr/share/usbprintd/www"} <= destinations
     for entry in read_manifest():
-        assert entry.kind == "dir" or (REPO / entry.source).exists(), entry.source
+        assert (REPO / entry.source).exists(), entry.source
+
+
+def test_manifest_refuses_an_empty_directory_the_sdk_build_would_delete() -> None:
+    with pytest.raises(ManifestError, match=r"manifest:2: an empty directory cannot be shipped"):
+        parse_manifest("file 0644 README.md /x\ndir 0755 - /etc/usbprintd/firmware\n")
+
+
+def test_firmware_directory_is_kept_across_sysupgrade_though_not_shipped() -> None:
+    """The package cannot ship the (empty) firmware directory; it is made at run time, and
+    sysupgrade must keep the blobs uploaded into it."""
+    firmware_dir = GlobalSettings().firmware_dir
+    keep = [line.strip().rstrip("/") for line in
+            (REPO / "files/lib/upgrade/keep.d/usbprintd").read_text().splitlines()]
+    assert firmware_dir in keep
+    assert not any(e.destination.startswith(firmware_dir) for e in read_manifest())
 
 
 # --- the import checker itself ----------------------------------------------------------------
