@@ -34,6 +34,7 @@ from usbprintd.web.auth import (
     Throttled,
 )
 from usbprintd.web.firmware import FirmwareError, FirmwareStore, known_models
+from usbprintd.web.limits import with_body_limits
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,6 @@ LOGIN_ERRORS = {  # what the login page may show after a plain form post (no fre
 }
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
-MAX_DISCARD_BYTES = 16 * 1024 * 1024  # read and drop a refused upload up to this size
 EVENTS_DEFAULT = 200
 STATIC_TYPES = {".css": "text/css; charset=UTF-8", ".js": "text/javascript; charset=UTF-8",
                 ".svg": "image/svg+xml", ".png": "image/png", ".json": "application/json"}
@@ -154,7 +154,7 @@ class WebApp:
         self.app.install(self._report_failures)
         self._templates: dict[str, bottle.SimpleTemplate] = {}
         self._routes()
-        self.wsgi = with_security_headers(self.app)
+        self.wsgi = with_security_headers(with_body_limits(self.app))
 
     # --- plumbing ------------------------------------------------------------------------------
 
@@ -519,12 +519,9 @@ class WebApp:
         if not length_text.isdigit():
             return api_error(411, "send the file with a Content-Length")
         length = int(length_text)
-        source = request.environ["wsgi.input"]
-        try:
-            blob = store.save(name, source, length)
+        try:  # the size was checked by limits.py; the server drops a body left unread
+            blob = store.save(name, request.environ["wsgi.input"], length)
         except FirmwareError as err:
-            if err.status in (409, 413):  # refused before the body was read
-                self._discard(source, length)
             return api_error(err.status, str(err))
         except OSError as err:
             log.error("web: firmware %s not stored: %s", name, err)
@@ -532,16 +529,6 @@ class WebApp:
         log.info("web: %s uploaded firmware %s (%d bytes)", session.user, blob.name, blob.size)
         self._call(lambda registry: registry.firmware_changed())
         return json_response({"file": asdict(blob)}, 201)
-
-    @staticmethod
-    def _discard(source: Any, length: int) -> None:
-        """Read a refused body so the client sees our answer instead of a reset connection."""
-        remaining = min(length, MAX_DISCARD_BYTES)
-        while remaining > 0:
-            chunk = source.read(min(65536, remaining))
-            if not chunk:
-                break
-            remaining -= len(chunk)
 
     def api_delete_firmware(self, session: Session, name: str) -> HTTPResponse:
         try:

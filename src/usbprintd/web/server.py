@@ -9,7 +9,8 @@ import logging
 import socket
 import socketserver
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer
 
@@ -19,6 +20,46 @@ REQUEST_TIMEOUT_SECONDS = 30  # a silent client loses its thread instead of keep
 POLL_INTERVAL_SECONDS = 0.2
 MAX_CONNECTIONS = 16  # more wait in the listen backlog: a flood cannot eat the router's RAM
 LISTEN_BACKLOG = 64
+DROP_MAX_BYTES = 16 * 1024 * 1024  # after an answer, drop at most this much of an unread body
+DROP_MAX_SECONDS = 10.0  # ... for at most this long, then close
+DROP_CHUNK = 64 * 1024
+
+
+class _RequestBody:
+    """wsgi.input that ends at Content-Length and knows how much of the body was left unread.
+
+    `expected` is None when the length is unknown (chunked, or a malformed Content-Length);
+    such a body is never read by the application (limits.py refuses it).
+    """
+
+    def __init__(self, stream: Any, expected: int | None) -> None:
+        self._stream = stream
+        self.expected = expected
+        self.consumed = 0
+
+    @property
+    def left_unread(self) -> bool:
+        return self.expected is None or self.consumed < self.expected
+
+    def _allowance(self, size: int | None) -> int:
+        remaining = max(0, (self.expected or 0) - self.consumed)
+        return remaining if size is None or size < 0 else min(size, remaining)
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = self._stream.read(self._allowance(size)) if self._allowance(size) else b""
+        self.consumed += len(data)
+        return data
+
+    def readline(self, size: int | None = -1) -> bytes:
+        data = self._stream.readline(self._allowance(size)) if self._allowance(size) else b""
+        self.consumed += len(data)
+        return data
+
+    def readlines(self, hint: int = -1) -> list[bytes]:
+        return list(iter(self.readline, b""))
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self.readline, b"")
 
 
 class _LoggingServerHandler(ServerHandler):
@@ -46,15 +87,57 @@ class _RequestHandler(WSGIRequestHandler):
             return
         if not self.parse_request():
             return
-        handler = _LoggingServerHandler(self.rfile, self.wfile, self.get_stderr(),
-                                        self.get_environ(), multithread=True)
+        environ = self.get_environ()
+        body = _RequestBody(self.rfile, _declared_length(environ))
+        environ["wsgi.input"] = body
+        handler = _LoggingServerHandler(body, self.wfile, self.get_stderr(), environ,
+                                        multithread=True)
         handler.request_handler = self
         handler.run(self.server.get_app())
+        if body.left_unread:
+            self._drop_unread_body(body)
 
     def get_environ(self) -> dict[str, Any]:
         environ = super().get_environ()
         environ["SERVER_SOFTWARE"] = "usbprintd"
         return environ
+
+    def _drop_unread_body(self, body: _RequestBody) -> None:
+        """A "lingering close": the answer went out before the body was read (it was refused
+        by its headers); drop what the client still sends, for a bounded time and amount, so
+        a client that writes its whole body before reading sees the answer, not a reset."""
+        try:
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_WR)  # the answer is complete
+        except OSError:
+            return
+        limit = DROP_MAX_BYTES
+        if body.expected is not None:
+            limit = min(limit, body.expected - body.consumed)
+        deadline = time.monotonic() + DROP_MAX_SECONDS
+        dropped = 0
+        while dropped < limit:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                self.connection.settimeout(remaining)
+                chunk = self.rfile.read1(min(DROP_CHUNK, limit - dropped))
+            except OSError:  # timed out or reset by the client
+                break
+            if not chunk:
+                break
+            dropped += len(chunk)
+
+
+def _declared_length(environ: dict[str, Any]) -> int | None:
+    """The body's length by its headers: 0 without one, None when it cannot be known."""
+    if environ.get("HTTP_TRANSFER_ENCODING", "").strip():
+        return None
+    text = str(environ.get("CONTENT_LENGTH") or "").strip()
+    if not text:
+        return 0
+    return int(text) if text.isdigit() else None
 
 
 class _ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
