@@ -61,7 +61,7 @@ def test_rpcd_refuses_wrong_passwords_and_unknown_users(rpcd_web, rpcd):
     assert rpcd.sessions == {}
 
 
-def test_rpcd_read_only_account_may_look_but_not_change(rpcd_web):
+def test_rpcd_read_only_account_may_look_but_not_change_and_may_log_out(rpcd_web, rpcd):
     client = rpcd_web.client()
     reply = client.login("viewer-pw", username="viewer")
     assert reply.status == 200 and reply.json["can_write"] is False
@@ -70,6 +70,12 @@ def test_rpcd_read_only_account_may_look_but_not_change(rpcd_web):
     assert refused.status == 403
     assert "not change" in refused.json["error"]
     assert uci_option(rpcd_web.config, "main", "queue_limit") == "8"
+    stolen = dict(client.cookies)
+    without_token = client.post("/api/logout", csrf=False)
+    assert without_token.status == 403 and "CSRF" in without_token.json["error"]
+    assert client.post("/api/logout").status == 204
+    assert rpcd.sessions == {}
+    assert rpcd_web.client(cookies=stolen).get("/api/printers").status == 401
 
 
 def test_rpcd_account_without_the_acl_group_cannot_log_in(rpcd_web, rpcd):

@@ -170,7 +170,7 @@ class WebApp:
         route("/favicon.ico", "GET", lambda: self.static("favicon.svg"))
         route("/api/login", "POST", self.api_login)
         route("/api/session", "GET", self.api_session)
-        route("/api/logout", "POST", api(self.api_logout))
+        route("/api/logout", "POST", api(self.api_logout, changes=False))
         route("/api/printers", "GET", api(self.api_printers))
         route("/api/printers/<section>", "GET", api(self.api_printer))
         route("/api/printers/<section>", "POST", api(self.api_update_printer))
@@ -238,8 +238,10 @@ class WebApp:
     def _session(self) -> Session | None:
         return self.gate.session(self._cookie_sid())
 
-    def _api(self, handler: Callable[..., Any]) -> Callable[..., Any]:
-        """An API endpoint: login required; changes need the CSRF token and write access."""
+    def _api(self, handler: Callable[..., Any], changes: bool = True) -> Callable[..., Any]:
+        """An API endpoint: login required; every unsafe method needs the CSRF token, and
+        one that `changes` something also write access (logging out does not: every account
+        may end its own session)."""
 
         @functools.wraps(handler)
         def guarded(**kwargs: Any) -> Any:
@@ -252,7 +254,7 @@ class WebApp:
                 token = request.get_header(CSRF_HEADER) or self._form_token()
                 if not self._same_origin() or not self.gate.csrf_valid(session, token):
                     return api_error(403, "missing or wrong CSRF token; reload the page")
-                if not session.can_write:
+                if changes and not session.can_write:
                     return api_error(403, "this account may look but not change anything")
             return handler(session=session, **kwargs)
 
