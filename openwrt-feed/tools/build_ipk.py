@@ -4,10 +4,13 @@
 The archive has the layout opkg expects and the OpenWrt build produces: a gzip'd tar holding
 debian-binary, data.tar.gz and control.tar.gz. Its contents follow the feed recipe
 (openwrt-feed/net/usbprintd/Makefile): version, release and Depends are read from it, the files
-come from the shared install manifest, and the Python package is shipped as byte-code only in
-/usr/lib/python3.11/site-packages, as Py3Package does. Standard library only; run it with the
-router's Python version (3.11 for 24.10) so the byte-code matches, otherwise sources are shipped.
-The SDK build (docs/openwrt.md) remains the way to produce apk packages for 25.12.
+come from the shared install manifest, and the Python package is the project's wheel built from
+the files the recipe's Build/Prepare copies and installed into /usr/lib/python3.11/site-packages
+with its dist-info, shipped as byte-code only, as Py3Package does (python_package.py). Standard
+library only, plus the project's build backend (setuptools and wheel) in this interpreter or the
+one its venv was made from; run it with the router's Python version (3.11 for 24.10) so the
+byte-code matches, otherwise sources are shipped. The SDK build (docs/openwrt.md) remains the
+way to produce apk packages for 25.12.
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ import gzip
 import io
 import os
 import py_compile
-import shutil
 import sys
 import tarfile
 import tempfile
@@ -26,10 +28,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from manifest import PROJECT_DIR, conffiles, install, read_manifest
+from python_package import WheelError, build_interpreters, build_wheel, copy_sources, install_wheel
 from recipe import read_recipe
 
 RECIPE = PROJECT_DIR / "openwrt-feed" / "net" / "usbprintd" / "Makefile"
 PACKAGE = "usbprintd"
+SOURCE_VARIABLE = "USBPRINTD_SOURCE"  # the recipe's name for the project directory
 TARGET_PYTHON = "3.11"  # OpenWrt 24.10
 
 # What OpenWrt's package build writes for every package: the real work is done by
@@ -58,6 +62,7 @@ class BuildInfo:
     title: str
     description: str
     conffiles: tuple[str, ...]
+    sources: tuple[str, ...]  # what Build/Prepare copies from the project to build the wheel
     epoch: int
 
 
@@ -88,35 +93,40 @@ def read_build_info(project: Path, recipe_path: Path) -> BuildInfo:
         title=package.variables.get("TITLE", PACKAGE),
         description=package.description,
         conffiles=tuple(conffiles(entries)),
+        sources=recipe.prepared_sources(SOURCE_VARIABLE),
         epoch=source_date_epoch(project),
     )
 
 
-def stage_python_package(project: Path, root: Path, python_version: str) -> None:
-    """src/usbprintd into site-packages: byte-code only when this interpreter is the target's
-    version (as OpenWrt's Py3Package ships it), else the sources."""
-    source = project / "src" / PACKAGE
-    target = root / site_packages(python_version) / PACKAGE
-    compile_here = f"{sys.version_info.major}.{sys.version_info.minor}" == python_version
-    if not compile_here:
+def stage_python_package(project: Path, root: Path, info: BuildInfo, python_version: str,
+                         interpreters: Sequence[str]) -> None:
+    """The project's wheel installed into site-packages, then byte-code only when this
+    interpreter is the target's version (as Py3Package ships it), else the sources."""
+    site = root / site_packages(python_version)
+    with tempfile.TemporaryDirectory(prefix="usbprintd-build-") as temporary:
+        build_dir = Path(temporary)
+        copy_sources(project, info.sources, build_dir / "source")
+        wheel = build_wheel(build_dir / "source", build_dir / "dist", interpreters)
+        install_wheel(wheel, site)
+    compile_sources(site, python_version)
+
+
+def compile_sources(site: Path, python_version: str) -> None:
+    """Every .py below `site` becomes a .pyc beside it (compileall -b, as Py3Package runs it)
+    and the source goes, unless this interpreter is not the target's version."""
+    if f"{sys.version_info.major}.{sys.version_info.minor}" != python_version:
         print(f"warning: Python {python_version} is the target but this is "
               f"{sys.version_info.major}.{sys.version_info.minor}: shipping sources",
               file=sys.stderr)
-    for path in sorted(source.rglob("*")):
-        relative = path.relative_to(source)
-        if "__pycache__" in relative.parts or path.suffix == ".pyc" or path.is_dir():
-            continue
-        destination = target / relative
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        if path.suffix == ".py" and compile_here:
-            destination = destination.with_suffix(".pyc")
-            py_compile.compile(
-                str(path), cfile=str(destination),
-                dfile=f"/{site_packages(python_version)}/{PACKAGE}/{relative}", doraise=True,
-                invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
-        else:
-            shutil.copyfile(path, destination)
-        os.chmod(destination, 0o644)
+        return
+    for source in sorted(site.rglob("*.py")):
+        compiled = source.with_suffix(".pyc")
+        py_compile.compile(
+            str(source), cfile=str(compiled),
+            dfile=f"/{site_packages(python_version)}/{source.relative_to(site)}", doraise=True,
+            invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+        os.chmod(compiled, 0o644)
+        source.unlink()
 
 
 def delete_empty_directories(root: Path) -> None:
@@ -181,7 +191,8 @@ def tar_gz(members: Sequence[tuple[str, Path]] | Path, epoch: int) -> bytes:
 
 
 def build(project: Path = PROJECT_DIR, out_dir: Path | None = None,
-          python_version: str = TARGET_PYTHON, recipe: Path = RECIPE) -> Path:
+          python_version: str = TARGET_PYTHON, recipe: Path = RECIPE,
+          interpreters: Sequence[str] | None = None) -> Path:
     info = read_build_info(project, recipe)
     out_dir = out_dir or project / "build"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -190,7 +201,8 @@ def build(project: Path = PROJECT_DIR, out_dir: Path | None = None,
         data_root, control_root = work / "data", work / "control"
         data_root.mkdir()
         control_root.mkdir()
-        stage_python_package(project, data_root, python_version)
+        stage_python_package(project, data_root, info, python_version,
+                             interpreters or build_interpreters())
         install(read_manifest(), project, data_root)
         delete_empty_directories(data_root)
         for directory in [data_root, *data_root.rglob("*")]:
@@ -221,8 +233,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="output directory (default: build/)")
     parser.add_argument("--python-version", default=TARGET_PYTHON,
                         help=f"the router's Python (default {TARGET_PYTHON}, OpenWrt 24.10)")
+    parser.add_argument("--build-python", action="append", metavar="PYTHON",
+                        help="interpreter to build the wheel with (default: this one, else the "
+                             "one its venv was made from); repeat to try several in order")
     args = parser.parse_args(argv)
-    package = build(out_dir=args.out, python_version=args.python_version)
+    try:
+        package = build(out_dir=args.out, python_version=args.python_version,
+                        interpreters=args.build_python)
+    except WheelError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     print(package)
     return 0
 

@@ -57,6 +57,12 @@ class Recipe:
     def release(self) -> str:
         return self.variable("PKG_RELEASE")
 
+    def prepared_sources(self, variable: str) -> tuple[str, ...]:
+        """The paths below $(variable) that Build/Prepare copies into the build directory."""
+        body = "\n".join(self.blocks.get("Build/Prepare", []))
+        found = re.findall(rf"\$\({re.escape(variable)}\)/([^\s\\]+)", body)
+        return tuple(dict.fromkeys(found))
+
     def package(self, name: str) -> Package:
         body = self.blocks.get(f"Package/{name}")
         if body is None:

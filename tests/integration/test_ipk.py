@@ -10,7 +10,9 @@ import signal
 import subprocess
 import sys
 import tarfile
+import tomllib
 import urllib.request
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,7 @@ sys.path.insert(0, str(TOOLS))
 
 from build_ipk import PACKAGE, build, delete_empty_directories  # noqa: E402
 from manifest import conffiles, read_manifest  # noqa: E402
+from python_package import WheelError, build_wheel, install_wheel  # noqa: E402
 from recipe import read_recipe  # noqa: E402
 
 from usbprintd import __version__  # noqa: E402
@@ -29,6 +32,9 @@ from usbprintd.uci import AddSection, FileStore, SetOption  # noqa: E402
 
 RECIPE = read_recipe(REPO / "openwrt-feed" / "net" / "usbprintd" / "Makefile")
 SITE_PACKAGES = "usr/lib/python3.11/site-packages"
+DIST_INFO = f"{SITE_PACKAGES}/usbprintd-{__version__}.dist-info"
+# What a setuptools wheel's dist-info holds; `installer` (the SDK build) adds nothing to it.
+DIST_INFO_FILES = {"METADATA", "WHEEL", "RECORD", "entry_points.txt", "top_level.txt"}
 
 
 def members(data: bytes) -> dict[str, tuple[tarfile.TarInfo, bytes]]:
@@ -152,6 +158,50 @@ def test_python_package_is_byte_code_only_with_every_module(parts) -> None:
     assert "data/development.conf" in shipped
 
 
+def test_python_package_carries_the_wheels_dist_info_as_the_sdk_build_does(parts) -> None:
+    data = parts["data"]
+    shipped = {name.rsplit("/", 1)[1] for name, (entry, _) in data.items()
+               if name.startswith(f"./{DIST_INFO}/") and entry.isfile()}
+    assert shipped == DIST_INFO_FILES
+    metadata = data[f"./{DIST_INFO}/METADATA"][1].decode()
+    assert "Name: usbprintd\n" in metadata
+    assert f"Version: {__version__}\n" in metadata
+    assert "usbprintd = usbprintd.cli:main" in data[f"./{DIST_INFO}/entry_points.txt"][1].decode()
+    recorded = {line.split(",")[0] for line in
+                data[f"./{DIST_INFO}/RECORD"][1].decode().splitlines()}
+    source = REPO / "src" / "usbprintd"
+    assert {f"usbprintd/{p.relative_to(source)}" for p in source.rglob("*.py")} <= recorded
+
+
+def expected_layout() -> set[str]:
+    """Every file the SDK build puts into the package, derived from the project itself: the
+    manifest's files, the package's modules as byte-code and its package data (pyproject),
+    and the wheel's dist-info."""
+    files: set[str] = set()
+    for entry in read_manifest():
+        if entry.kind == "tree":
+            tree = REPO / entry.source
+            files |= {f"{entry.destination}/{p.relative_to(tree)}" for p in tree.rglob("*")
+                      if p.is_file() and "__pycache__" not in p.parts}
+        else:
+            files.add(entry.destination)
+    source = REPO / "src" / "usbprintd"
+    site = f"/{SITE_PACKAGES}/usbprintd"
+    files |= {f"{site}/{p.relative_to(source).with_suffix('.pyc')}" for p in source.rglob("*.py")}
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    for pattern in pyproject["tool"]["setuptools"]["package-data"]["usbprintd"]:
+        files |= {f"{site}/{p.relative_to(source)}" for p in source.glob(pattern) if p.is_file()}
+    files |= {f"/{DIST_INFO}/{name}" for name in DIST_INFO_FILES}
+    return files
+
+
+def test_data_is_exactly_the_layout_of_the_sdk_build(parts) -> None:
+    shipped = {name[1:] for name, (entry, _) in parts["data"].items() if not entry.isdir()}
+    expected = expected_layout()
+    assert shipped - expected == set(), "shipped, but not by the SDK build"
+    assert expected - shipped == set(), "missing, though the SDK build ships it"
+
+
 def test_every_entry_is_root_owned_and_reproducible(ipk: Path, parts, tmp_path: Path) -> None:
     for part in ("control", "data"):
         for entry, _ in parts[part].values():
@@ -242,9 +292,14 @@ def test_daemon_runs_from_the_installed_files_and_prints(parts, tmp_path) -> Non
     env = {**os.environ, "PYTHONPATH": str(root / SITE_PACKAGES), "PYTHONUNBUFFERED": "1",
            "PYTHONDONTWRITEBYTECODE": "1",
            "USBPRINTD_WWW": str(root / "usr/share/usbprintd/www")}
-    probe = subprocess.run([sys.executable, "-c", "import usbprintd; print(usbprintd.__file__)"],
-                           env=env, capture_output=True, text=True, check=True, cwd=tmp_path)
-    assert probe.stdout.strip() == str(root / SITE_PACKAGES / "usbprintd/__init__.pyc")
+    probe = subprocess.run(
+        [sys.executable, "-c", "import importlib.metadata as m, usbprintd; "
+         "d = m.distribution('usbprintd'); "
+         "print(usbprintd.__file__, d.version, d.locate_file(''), sep='\\n')"],
+        env=env, capture_output=True, text=True, check=True, cwd=tmp_path)
+    assert probe.stdout.split("\n")[:3] == [
+        str(root / SITE_PACKAGES / "usbprintd/__init__.pyc"), __version__,
+        str(root / SITE_PACKAGES)]  # the package and its metadata come from the installed files
 
     log_path = tmp_path / "daemon.log"
     with log_path.open("wb") as log:
@@ -273,3 +328,45 @@ def test_daemon_runs_from_the_installed_files_and_prints(parts, tmp_path) -> Non
         status = daemon.wait(timeout=20)
     assert status == 0, log_path.read_text()
     assert "Traceback" not in log_path.read_text()
+
+
+# --- the wheel, built and installed as the SDK build does --------------------------------------
+
+
+def make_wheel(path: Path, members: dict[str, str], purelib: bool = True) -> Path:
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, text in members.items():
+            archive.writestr(name, text)
+        archive.writestr("demo-1.0.dist-info/WHEEL",
+                         f"Wheel-Version: 1.0\nRoot-Is-Purelib: {str(purelib).lower()}\n")
+    return path
+
+
+def test_wheel_install_keeps_only_what_goes_into_site_packages(tmp_path: Path) -> None:
+    wheel = make_wheel(tmp_path / "demo-1.0-py3-none-any.whl", {
+        "demo/__init__.py": "x = 1\n",
+        "demo-1.0.data/purelib/demo_extra.py": "y = 2\n",
+        "demo-1.0.data/scripts/demo": "#!python\n",
+        "demo-1.0.data/data/share/demo.txt": "z\n",
+    })
+    site = tmp_path / "site"
+    written = install_wheel(wheel, site)
+    assert sorted(str(p.relative_to(site)) for p in written) == [
+        "demo-1.0.dist-info/WHEEL", "demo/__init__.py", "demo_extra.py"]
+    assert (site / "demo_extra.py").read_text() == "y = 2\n"
+
+
+def test_wheel_install_refuses_platform_wheels_and_escaping_members(tmp_path: Path) -> None:
+    with pytest.raises(WheelError, match="not a pure-Python wheel"):
+        install_wheel(make_wheel(tmp_path / "a.whl", {"demo.py": ""}, purelib=False),
+                      tmp_path / "site")
+    with pytest.raises(WheelError, match="outside the installation"):
+        install_wheel(make_wheel(tmp_path / "b.whl", {"../evil.py": ""}), tmp_path / "site")
+
+
+def test_wheel_build_names_the_build_requirements_no_interpreter_has(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["no-such-build-requirement>=1"]\n'
+        'build-backend = "setuptools.build_meta"\n')
+    with pytest.raises(WheelError, match=r"lacks no-such-build-requirement\b"):
+        build_wheel(tmp_path, tmp_path / "dist", [sys.executable])

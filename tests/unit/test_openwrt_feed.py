@@ -145,6 +145,13 @@ def test_usbprintd_recipe_installs_through_the_shared_manifest() -> None:
         assert (REPO / entry.source).exists(), entry.source
 
 
+def test_usbprintd_recipe_builds_its_wheel_from_the_project_files() -> None:
+    """The ipk builder builds the wheel from the same files (build_ipk.py reads this list)."""
+    assert USBPRINTD.prepared_sources("USBPRINTD_SOURCE") == ("pyproject.toml", "README.md",
+                                                              "src")
+    assert "python-setuptools/host" in USBPRINTD.variable("PKG_BUILD_DEPENDS")
+
+
 def test_manifest_refuses_an_empty_directory_the_sdk_build_would_delete() -> None:
     with pytest.raises(ManifestError, match=r"manifest:2: an empty directory cannot be shipped"):
         parse_manifest("file 0644 README.md /x\ndir 0755 - /etc/usbprintd/firmware\n")
