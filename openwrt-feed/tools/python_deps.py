@@ -96,11 +96,14 @@ THIRD_PARTY: dict[str, ThirdParty] = {
     "bottle": ThirdParty("python3-bottle", required=True),
     "pyudev": ThirdParty("python3-pyudev", required=True),
     "usb": ThirdParty("python3-pyusb", required=True),
+    # The code copes without ubus, but the default web login (auth 'rpcd') then falls back to
+    # uhttpd's /ubus, which only a LuCI installation provides (uhttpd-mod-ubus) and which
+    # fails once uhttpd redirects to HTTPS: the package needs it.
+    "ubus": ThirdParty("python3-ubus", required=True),
     # optional: the code checks for them and works without
     "zeroconf": ThirdParty("python3-zeroconf", required=False),
     "uci": ThirdParty("python3-uci", required=False),
     "euci": ThirdParty("python3-uci", required=False),
-    "ubus": ThirdParty("python3-ubus", required=False),
 }
 
 

@@ -92,7 +92,8 @@ def test_control_describes_the_recipe(parts) -> None:
     assert fields["Architecture"] == "all"
     assert fields["Depends"].split(", ") == list(package.depends)
     assert {"python3-light", "python3-bottle", "python3-pyudev", "python3-pyusb",
-            "kmod-usb-printer", "libudev-zero"} <= set(package.depends)
+            "python3-ubus", "kmod-usb-printer", "libudev-zero", "umdns"} <= set(
+        fields["Depends"].split(", "))
     data_bytes = sum(len(content) for entry, content in parts["data"].values() if entry.isfile())
     assert int(fields["Installed-Size"]) == data_bytes
     assert fields["Description"].startswith(package.variables["TITLE"])

@@ -45,6 +45,10 @@ def test_usbprintd_depends_on_the_kernel_driver_udev_and_the_libraries() -> None
     depends = set(USBPRINTD.package("usbprintd").depends)
     assert {"kmod-usb-printer", "libudev-zero", "python3-light", "python3-bottle",
             "python3-pyudev", "python3-pyusb"} <= depends
+    # mDNS is on by default and umdns is not in OpenWrt's default package set
+    assert GlobalSettings().mdns and "umdns" in depends
+    # the default login asks rpcd through python3-ubus (the /ubus fallback needs LuCI)
+    assert GlobalSettings().auth == "rpcd" and "python3-ubus" in depends
     assert "python3" not in depends  # the whole standard library would cost megabytes
 
 
@@ -194,6 +198,12 @@ def test_checker_knows_hashlib_functions_that_need_openssl(tmp_path: Path) -> No
     assert "python3-openssl" in needs_of(tmp_path, "import hashlib\nhashlib.scrypt\n").packages
     assert "python3-openssl" in needs_of(tmp_path,
                                          "from hashlib import pbkdf2_hmac\n").packages
+
+
+def test_checker_makes_the_ubus_binding_a_hard_dependency(tmp_path: Path) -> None:
+    needs = needs_of(tmp_path, "def login():\n    import ubus\n")
+    assert "python3-ubus" in needs.packages
+    assert compare(needs, ["python3-light"]) == ["missing +python3-ubus"]
 
 
 def test_checker_separates_required_optional_and_unknown_libraries(tmp_path: Path) -> None:
