@@ -55,6 +55,23 @@ def test_loose_section_takes_the_first_unclaimed_printer_and_keeps_it():
     assert assign_sections([b, a], cfg, {}) == {b.key: "any_1018"}
 
 
+def test_units_sharing_one_serial_keep_their_sections_by_port_whatever_the_plug_order():
+    """Some models give every unit the same serial; autoadd stores the port path as well."""
+    cfg = config(first={"usb_id": "03f0:4117", "serial": "SAME", "usb_path": "1-1"},
+                 second={"usb_id": "03f0:4117", "serial": "SAME", "usb_path": "1-2"})
+    a = hp("SAME", path="1-1", node="/dev/usb/lp0")
+    b = hp("SAME", path="1-2", node="/dev/usb/lp1")
+    assert assign_sections([a, b], cfg, {}) == {a.key: "first", b.key: "second"}
+    assert assign_sections([b, a], cfg, {}) == {a.key: "first", b.key: "second"}
+
+
+def test_a_printer_moved_to_another_port_is_still_found_by_its_serial():
+    cfg = config(mine={"usb_id": "03f0:4117", "serial": "AAA", "usb_path": "1-1"},
+                 other={"usb_id": "03f0:4117", "serial": "BBB", "usb_path": "1-2"})
+    moved = hp("AAA", path="1-2")  # now in the port where 'other' was
+    assert assign_sections([moved], cfg, {}) == {moved.key: "mine"}
+
+
 def test_serial_section_does_not_take_another_serial():
     cfg = config(mine={"usb_id": "03f0:4117", "serial": "AAA"})
     assert assign_sections([hp("ZZZ")], cfg, {}) == {}
@@ -85,7 +102,7 @@ def test_removed_section_releases_its_printer():
 def test_new_printer_defaults():
     bidi = UsbIdentity("04f9", "0042", serial="S1", usb_path="1-1", protocol=2)
     assert new_printer_values(bidi, host_based=False, firmware="") == {
-        "enabled": True, "usb_id": "04f9:0042", "serial": "S1", "usb_path": "",
+        "enabled": True, "usb_id": "04f9:0042", "serial": "S1", "usb_path": "1-1",
         "bidirectional": True, "firmware": "", "mdns": True}
     no_serial = UsbIdentity("03f0", "4117", usb_path="1-1.3", protocol=2)
     values = new_printer_values(no_serial, host_based=True, firmware="sihp1018.dl")

@@ -72,12 +72,18 @@ class Candidate:
 
 
 def exact_match(identity: UsbIdentity, printer: PrinterSettings) -> bool:
-    """The section names this very printer: usb_id plus its serial, or plus its port path."""
-    if printer.usb_id != identity.usb_id:
+    """The section names this very printer: usb_id plus every identifying option it gives
+    (serial, port path, or both)."""
+    if printer.usb_id != identity.usb_id or not (printer.serial or printer.usb_path):
         return False
-    if printer.serial:
-        return printer.serial == identity.serial
-    return bool(printer.usb_path) and printer.usb_path == identity.usb_path
+    return ((not printer.serial or printer.serial == identity.serial)
+            and (not printer.usb_path or printer.usb_path == identity.usb_path))
+
+
+def serial_match(identity: UsbIdentity, printer: PrinterSettings) -> bool:
+    """The section's printer by its serial alone: it moved to another USB port."""
+    return (printer.usb_id == identity.usb_id and bool(printer.serial)
+            and printer.serial == identity.serial)
 
 
 def loose_match(candidate: Candidate, printer: PrinterSettings) -> bool:
@@ -94,9 +100,12 @@ def assign_sections(
 ) -> dict[str, str]:
     """candidate key -> printer section, for every candidate that has one.
 
-    Exact identities win first. Then each loose section keeps the printer it already had (so a
-    second printer of the same model never steals the first one's port), and the remaining
-    loose sections go to the remaining printers in arrival order (`candidates`' order)."""
+    Exact identities win first, serial and port path together before a serial alone: some
+    models give every unit the same serial, and the port path set at autoadd keeps two of them
+    apart; a printer moved to another port is still found by its serial. Then each loose
+    section keeps the printer it already had (so a second printer of the same model never
+    steals the first one's port), and the remaining loose sections go to the remaining
+    printers in arrival order (`candidates`' order)."""
     result: dict[str, str] = {}
     claimed: set[str] = set()
 
@@ -104,11 +113,14 @@ def assign_sections(
         result[candidate.key] = section
         claimed.add(section)
 
-    for candidate in candidates:
-        section = next((p.section for p in config.printers
-                        if p.section not in claimed and exact_match(candidate.identity, p)), None)
-        if section is not None:
-            claim(candidate, section)
+    for matches in (exact_match, serial_match):
+        for candidate in candidates:
+            if candidate.key in result:
+                continue
+            section = next((p.section for p in config.printers
+                            if p.section not in claimed and matches(candidate.identity, p)), None)
+            if section is not None:
+                claim(candidate, section)
     loose = [c for c in candidates if c.key not in result]
     for candidate in loose:
         printer = config.printer(previous.get(candidate.key, ""))
@@ -152,7 +164,7 @@ def new_printer_values(
         "enabled": True,
         "usb_id": identity.usb_id,
         "serial": identity.serial,
-        "usb_path": "" if identity.serial else identity.usb_path,
+        "usb_path": identity.usb_path,  # with a serial: tells apart units sharing one
         "bidirectional": default_bidirectional(identity, host_based),
         "firmware": firmware,
         "mdns": True,
