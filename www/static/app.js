@@ -138,6 +138,10 @@
 		return maker && !product.toLowerCase().startsWith(maker.toLowerCase()) ? maker + ' ' + product : product;
 	}
 
+	function usbIdentityText(id, serial, usbPath) {
+		return [id || '–', el('span', 'sub', [serial ? 'serial ' + serial : '', usbPath ? 'USB port ' + usbPath : ''].filter(Boolean).join(', '))];
+	}
+
 	function usbIdentity(printer) {
 		const s = printer.settings;
 		const usb = printer.usb || {};
@@ -146,7 +150,7 @@
 		if (!id && !serial) {
 			return [s.device ? 'no USB identity' : '–', s.device ? el('span', 'sub path', s.device) : null];
 		}
-		return [id || '–', el('span', 'sub', [serial ? 'serial ' + serial : '', (usb.usb_path || s.usb_path) ? 'USB port ' + (usb.usb_path || s.usb_path) : ''].filter(Boolean).join(', '))];
+		return usbIdentityText(id, serial, usb.usb_path || s.usb_path);
 	}
 
 	function stateCell(printer) {
@@ -228,6 +232,23 @@
 		section.hidden = !items.length;
 	}
 
+	function unservedRow(printer) {
+		const row = el('tr', 'tr',
+			td(el('strong', '', printer.name), printer.device ? el('span', 'sub path', printer.device) : null),
+			td(...usbIdentityText(printer.usb_id, printer.serial, printer.usb_path)),
+			td(printer.reason));
+		row.dataset.usbId = printer.usb_id;
+		return row;
+	}
+
+	function renderUnserved(data) {
+		const section = document.getElementById('unserved-section');
+		if (!section) return;
+		const unserved = data.unserved_usb || [];
+		document.getElementById('unserved').tBodies[0].replaceChildren(...unserved.map(unservedRow));
+		section.hidden = !unserved.length;
+	}
+
 	function statusPage() {
 		poll(async () => {
 			const result = await api('GET', '/api/printers');
@@ -242,6 +263,7 @@
 			jobs.sort((a, b) => (b[0].started_at || b[0].queued_at) - (a[0].started_at || a[0].queued_at));
 			replaceRows(document.getElementById('history'), jobs.slice(0, 30).map(([job, name]) => jobRow(job, name)), 8,
 				'No jobs since the router started.');
+			renderUnserved(result.data);
 			renderIssues(result.data);
 		});
 	}

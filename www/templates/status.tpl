@@ -14,6 +14,18 @@ Point a computer at <code>socket://{{hostname}}:<em>port</em></code> (or "HP Jet
     <tbody><tr class="tr placeholder"><td class="td" colspan="8"><em>Collecting data…</em></td></tr></tbody>
   </table>
 </div>
+<div class="cbi-section" id="unserved-section" hidden>
+  <h3>USB printers not served</h3>
+  <div class="cbi-section-descr">Plugged into the router, but without a print port: the reason says why.</div>
+  <table class="table" id="unserved">
+    <thead>
+      <tr class="tr table-titles">
+        <th class="th">Printer</th><th class="th">USB</th><th class="th">Why it is not served</th>
+      </tr>
+    </thead>
+    <tbody></tbody>
+  </table>
+</div>
 <div class="cbi-section">
   <h3>Recent jobs</h3>
   <table class="table" id="history">

@@ -444,7 +444,7 @@ class WebApp:
         return json_response({
             "hostname": socket.gethostname(), "time": time.time(),
             "config_error": snapshot["config_error"], "issues": snapshot["issues"],
-            "printers": snapshot["printers"],
+            "printers": snapshot["printers"], "unserved_usb": snapshot["unserved_usb"],
         })
 
     def api_printer(self, session: Session, section: str) -> HTTPResponse:
