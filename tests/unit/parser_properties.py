@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
+from pyudev._util import ensure_unicode_string  # how pyudev decodes what libudev read
+
 from usbprintd.config import (
     GLOBAL_PARSERS,
     GLOBAL_TYPE,
@@ -44,8 +46,10 @@ from usbprintd.uci import (
     check_value,
     parse_sections,
 )
+from usbprintd.usb.hotplug import UdevWatcher
 from usbprintd.usb.identity import UsbIdentity, exact_match, new_printer_values, unique_label
 from usbprintd.usb.ieee1284 import canonical_key, decode_device_id, make_and_model, parse_device_id
+from usbprintd.usb.manager import FoundPrinter
 from usbprintd.usb.sysfs import NotAUsbPrinter, read_identity
 from usbprintd.web.firmware import MAX_NAME_LENGTH, FirmwareError, FirmwareStore, safe_name
 
@@ -85,7 +89,7 @@ def check_make_and_model(parsed: dict[str, str], maker: str, product: str) -> No
     assert isinstance(make_and_model(parsed, maker, product), str)
 
 
-# --- sysfs attributes and what a uevent leads to -------------------------------------------------
+# --- sysfs attributes and the printer they describe ----------------------------------------------
 
 
 def write_sysfs(root: Path, attrs: dict[str, bytes], interface_attrs: dict[str, bytes]) -> Path:
@@ -142,6 +146,216 @@ def check_saved_printer_is_recognised(directory: Path, identity: UsbIdentity,
     assert printer is not None and printer.valid, printer
     assert exact_match(identity, printer)
     assert printer.display_name == label
+
+
+# --- uevents: what the hotplug watcher makes of them ---------------------------------------------
+
+UEVENT_NAME_MAX = 255  # a sysfs directory name is a file name
+UEVENT_MAX_DEPTH = 32  # controller, root hub, 7 tiers of hubs, interface, class, node: far fewer
+SYSFS_ATTRIBUTE = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}\Z")
+KERNEL_ID = re.compile(r"[0-9a-f]{4}\Z")  # idVendor/idProduct: the kernel writes "%04x"
+KERNEL_NAME = re.compile(r"[!-.0-~]+\Z")  # the names the kernel gives USB devices: printable
+NEXT_LP = b"/devices/platform/next/usb9/9-1/9-1:1.0/usbmisc/lp9"  # the event after the odd one
+
+
+@dataclass
+class UeventInput:
+    """One uevent — its properties as the message carries them (bytes) — and the sysfs
+    attributes of the device it names: `device` for the USB device, `interface` (bInterface*)
+    for the printer interface."""
+
+    properties: dict[str, bytes]
+    device: dict[str, bytes] = field(default_factory=dict)
+    interface: dict[str, bytes] = field(default_factory=dict)
+
+
+def is_delivered(properties: dict[str, bytes]) -> bool:
+    """libudev hands the watcher only events with a SUBSYSTEM (its filter passed it) and a
+    DEVPATH naming a sysfs directory: absolute, no empty, '.' or '..' part, no NUL, every part
+    fits a file name."""
+    devpath = properties.get("DEVPATH", b"")
+    parts = devpath.split(b"/")[1:]
+    return bool(properties.get("SUBSYSTEM") and devpath.startswith(b"/") and parts
+                and len(parts) <= UEVENT_MAX_DEPTH and b"\0" not in devpath
+                and all(p not in (b"", b".", b"..") and len(p) <= UEVENT_NAME_MAX for p in parts))
+
+
+def parse_uevent_input(data: bytes) -> UeventInput | None:
+    """The fuzzing input format: `KEY=value` lines, newline- or NUL-separated as in a sysfs
+    `uevent` file or the netlink message, a blank line, then `name=value` sysfs attributes.
+    None for an event libudev would not deliver."""
+    event, _, attributes = data.partition(b"\n\n")
+    properties: dict[str, bytes] = {}
+    for line in re.split(rb"[\n\0]", event):
+        key, equals, value = line.partition(b"=")
+        if equals:
+            properties.setdefault(key.decode("ascii", "replace"), value)
+    if not is_delivered(properties):
+        return None
+    parsed = UeventInput(properties)
+    for line in attributes.split(b"\n"):
+        name, equals, value = line.partition(b"=")
+        text = name.decode("ascii", "replace")
+        if equals and SYSFS_ATTRIBUTE.match(text):
+            target = parsed.interface if text.startswith("bInterface") else parsed.device
+            target.setdefault(text, value)
+    return parsed
+
+
+@dataclass
+class Uevent:
+    """A uevent as pyudev hands it to the watcher, over a sysfs mounted at `sys_root`. Like
+    pyudev, a field is decoded only when it is read, strictly, in the file system encoding, so
+    a field that is not text raises UnicodeDecodeError right there. DEVNAME gets the /dev prefix
+    and the sysfs name is DEVPATH's last part, as libudev derives them."""
+
+    properties: dict[str, bytes]
+    sys_root: Path
+
+    def _text(self, key: str) -> str | None:
+        value = self.properties.get(key)
+        return None if value is None else ensure_unicode_string(value)
+
+    @property
+    def action(self) -> str | None:
+        return self._text("ACTION")
+
+    @property
+    def subsystem(self) -> str | None:
+        return self._text("SUBSYSTEM")
+
+    @property
+    def device_path(self) -> str:
+        return ensure_unicode_string(self.properties["DEVPATH"])
+
+    @property
+    def sys_path(self) -> str:
+        return ensure_unicode_string(os.fsencode(self.sys_root) + self.properties["DEVPATH"])
+
+    @property
+    def sys_name(self) -> str:
+        name = self.properties["DEVPATH"].rsplit(b"/", 1)[-1]
+        return ensure_unicode_string(name).replace("!", "/")
+
+    @property
+    def device_node(self) -> str | None:
+        name = self._text("DEVNAME")
+        if not name:
+            return None
+        return name if name.startswith("/") else f"/dev/{name}"
+
+
+@dataclass
+class ScriptedMonitor:
+    """The watcher's pyudev Monitor: `poll(timeout=0)` hands out the events, then None."""
+
+    events: list[Uevent]
+
+    def poll(self, timeout: float | None = None) -> Uevent | None:
+        assert timeout == 0  # the watcher drains without blocking the event loop
+        return self.events.pop(0) if self.events else None
+
+
+@dataclass
+class UeventReports:
+    """What the watcher told its owner."""
+
+    added: list[FoundPrinter] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    usb_changes: int = 0
+    overflows: int = 0
+
+    def usb_changed(self) -> None:
+        self.usb_changes += 1
+
+    def overflowed(self) -> None:
+        self.overflows += 1
+
+
+def write_attributes(directory: Path, attributes: dict[str, bytes]) -> dict[str, bytes]:
+    """Attributes written as sysfs shows them (one line); returns those written (a name that
+    is a directory of the device's path cannot be an attribute too)."""
+    written = {}
+    for name, value in attributes.items():
+        if not (directory / name).is_dir():
+            (directory / name).write_bytes(value + b"\n")
+            written[name] = value
+    return written
+
+
+def build_uevent_sysfs(sys_root: Path, event: UeventInput) -> tuple[Path, dict[str, bytes]]:
+    """The directory DEVPATH names, with the interface two levels up and the USB device above
+    it (…/1-1/1-1:1.0/usbmisc/lp0); returns it and the device attributes written."""
+    node = sys_root / os.fsdecode(event.properties["DEVPATH"].lstrip(b"/"))
+    node.mkdir(parents=True)
+    ancestors = [node, *node.parents]
+    depth = len(node.relative_to(sys_root).parts)
+    device = write_attributes(ancestors[min(3, depth - 1)], event.device)
+    write_attributes(ancestors[min(2, depth - 1)], event.interface)
+    return node, device
+
+
+def expected_reports(uevent: Uevent, node: Path,
+                     device_attrs: dict[str, bytes]) -> tuple[list[FoundPrinter], list[str], int]:
+    """What the watcher should report for one event (added, removed, USB changes), worked out
+    from the event: an lp add reports exactly the identity sysfs gives (nothing when the IDs are
+    missing), an lp remove its DEVPATH, any other usb event a change; an event with a field the
+    watcher reads that is not text is skipped."""
+    try:
+        action, subsystem = uevent.action, uevent.subsystem
+        devpath, name = uevent.device_path, uevent.sys_name
+    except UnicodeDecodeError:
+        return [], [], 0
+    lp = subsystem == "usbmisc" and name.startswith("lp")
+    if lp and action == "add":
+        identity = check_sysfs_identity(node, device_attrs)
+        if identity is None:
+            return [], [], 0
+        try:
+            device_node = uevent.device_node or f"/dev/usb/{name}"
+        except UnicodeDecodeError:
+            return [], [], 0
+        return [FoundPrinter(devpath, device_node, identity)], [], 0
+    if lp:
+        return [], [devpath] if action == "remove" else [], 0
+    return [], [], 1 if subsystem == "usb" else 0
+
+
+def check_uevent(root: Path, event: UeventInput) -> UeventReports | None:
+    """Whatever a uevent says, the watcher's drain (the daemon's reader callback) raises
+    nothing and goes on to the next event; it reports what `expected_reports` says; sysfs is
+    only read; and a printer it reports is saved by autoadd so that it is recognised after a
+    replug. `root` is an empty directory; None when no such device can exist (path too long)."""
+    sys_root = root / "sys"
+    try:
+        node, device_attrs = build_uevent_sysfs(sys_root, event)
+    except OSError:
+        return None
+    uevent = Uevent(event.properties, sys_root)
+    sysfs_before = tree(sys_root)
+
+    reports = UeventReports()
+    watcher = UdevWatcher(reports.added.append, reports.removed.append, reports.usb_changed,
+                          reports.overflowed)
+    following = Uevent({"ACTION": b"remove", "SUBSYSTEM": b"usbmisc", "DEVPATH": NEXT_LP},
+                       sys_root)
+    watcher.monitor = ScriptedMonitor([uevent, following])
+    watcher._drain()
+    assert reports.removed[-1:] == [NEXT_LP.decode()], "the event after it was not handled"
+    del reports.removed[-1]
+
+    expected = expected_reports(uevent, node, device_attrs)
+    assert (reports.added, reports.removed, reports.usb_changes) == expected
+    assert reports.overflows == 0
+    assert tree(sys_root) == sysfs_before, "sysfs is only read"
+    for found in reports.added:
+        identity = found.identity
+        if (KERNEL_ID.match(identity.vid) and KERNEL_ID.match(identity.pid)
+                and KERNEL_NAME.match(identity.usb_path)):
+            config = root / "config"
+            config.mkdir()
+            check_saved_printer_is_recognised(config, identity, {})
+    return reports
 
 
 # --- the UCI text format and the file store ------------------------------------------------------
