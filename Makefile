@@ -4,8 +4,11 @@ VENV     ?= .venv
 STATE    ?= .state
 PY       := $(VENV)/bin/python
 PIP      := $(VENV)/bin/pip
+# The .ipk is built from the project's wheel by Debian's python3 (no virtualenv needed).
+APT_IPK  := python3-setuptools python3-wheel
 APT_TEST := netcat-openbsd cups qemu-system-x86 busybox-static p910nd shellcheck chromium \
-            avahi-utils avahi-daemon dbus-daemon iproute2 socat kmod libusb-1.0-0 python3-venv procps
+            avahi-utils avahi-daemon dbus-daemon iproute2 socat kmod libusb-1.0-0 python3-venv procps \
+            $(APT_IPK)
 
 .PHONY: run test test-deps venv lint unit integration e2e browser fuzz bench ipk clean
 
@@ -21,12 +24,17 @@ venv: $(VENV)/.installed
 run: venv
 	$(VENV)/bin/usbprintd dev --state-dir $(STATE)
 
-test-deps:
-	@missing=$$(for p in $(APT_TEST); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+# $(call apt_ensure,packages): install the Debian packages of the list that are missing.
+define apt_ensure
+	@missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing: $$missing"; \
 		apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
+endef
+
+test-deps:
+	$(call apt_ensure,$(APT_TEST))
 
 # PyPI is reachable wherever the venv can be built, so the feed's source hashes are checked too.
 test: test-deps venv
@@ -63,6 +71,7 @@ bench: test-deps venv
 
 # The OpenWrt 24.10 package (opkg); apk packages for 25.12 come from the SDK (docs/openwrt.md).
 ipk:
+	$(call apt_ensure,$(APT_IPK))
 	$(PYTHON) openwrt-feed/tools/build_ipk.py --out build
 
 clean:
