@@ -130,9 +130,10 @@ def test_every_lp_add_with_usb_ids_reports_the_printer_autoadd_can_save(
 # send such events, but the watcher promises that one odd event never stops hotplug.
 UNREADABLE_ACTION_OR_DEVPATH = pytest.mark.xfail(
     strict=True, raises=UnicodeDecodeError,
-    reason="src/usbprintd/usb/hotplug.py:111: the handler that logs a failed event reads "
-           "device.action and device.device_path again, so their UnicodeDecodeError escapes "
-           "UdevWatcher._drain and the events after it wait for the next wakeup")
+    reason="src/usbprintd/usb/hotplug.py:112 (UdevWatcher._drain): the handler that logs a "
+           "failed event reads device.action and device.device_path again, so their "
+           "UnicodeDecodeError escapes the drain and the events after it wait for the next "
+           "wakeup")
 
 
 @pytest.mark.parametrize("field", [
