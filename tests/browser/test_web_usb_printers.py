@@ -120,3 +120,13 @@ def test_unserved_usb_printers_are_listed_live_with_the_reason(page, daemon, scr
     daemon.call(lambda registry: registry.set_unserved_usb([]))
     expect(section).to_be_hidden()
     assert [p for p in page.problems if "Failed to load resource" not in p] == []
+
+
+def test_an_absent_printer_shows_the_model_the_config_remembers(page, daemon):
+    log_in(page, daemon.url)
+    row = page.locator("#printers tr[data-section=laserjet]")
+    expect(row.locator(".label")).to_have_text("absent")
+    expect(row.locator("td").first.locator(".sub")).to_have_text("HP LaserJet 1020")
+    row.get_by_role("link", name="Edit").click()
+    expect(page.locator("[data-show=model]")).to_have_text("HP LaserJet 1020")
+    assert [p for p in page.problems if "Failed to load resource" not in p] == []

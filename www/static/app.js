@@ -130,14 +130,6 @@
 
 	/* --- printers ---------------------------------------------------------------------- */
 
-	function model(printer) {
-		const usb = printer.usb || {};
-		const product = usb.product || '';
-		const maker = usb.manufacturer || '';
-		if (!product) return maker;
-		return maker && !product.toLowerCase().startsWith(maker.toLowerCase()) ? maker + ' ' + product : product;
-	}
-
 	function usbIdentityText(id, serial, usbPath) {
 		return [id || '–', el('span', 'sub', [serial ? 'serial ' + serial : '', usbPath ? 'USB port ' + usbPath : ''].filter(Boolean).join(', '))];
 	}
@@ -190,7 +182,7 @@
 		const name = el('a', '', printer.name);
 		name.href = edit.href;
 		const row = el('tr', 'tr',
-			td(el('strong', '', name), el('span', 'sub', model(printer))),
+			td(el('strong', '', name), el('span', 'sub', printer.model)),
 			td(...usbIdentity(printer)),
 			td(s.bind ? s.bind + ':' + s.port : String(s.port)),
 			td(...stateCell(printer)),
@@ -361,7 +353,7 @@
 			if (!result.ok) return;
 			const printer = result.data.printer;
 			show(box, 'state', ...stateCell(printer));
-			show(box, 'model', model(printer) || '–');
+			show(box, 'model', printer.model || '–');
 			show(box, 'usb', ...usbIdentity(printer));
 			show(box, 'device', printer.device || 'not plugged in');
 			show(box, 'listening', printer.listening.length ? printer.listening.join(', ') : 'nothing (port closed)');

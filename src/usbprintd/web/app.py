@@ -25,6 +25,7 @@ from bottle import HTTPError, HTTPResponse, request
 from usbprintd import __version__
 from usbprintd.config import GlobalSettings, validate_global_form, validate_printer_form
 from usbprintd.core import Core
+from usbprintd.usb.ieee1284 import make_and_model, parse_device_id
 from usbprintd.web.auth import (
     COOKIE_NAME,
     SESSION_MAX_SECONDS,
@@ -124,6 +125,26 @@ def _as_form_text(values: dict[str, Any]) -> dict[str, Any]:
     """Values as a form shows them: 300.0 seconds as '300'; booleans stay for checkboxes."""
     return {key: int(value) if isinstance(value, float) and value.is_integer() else value
             for key, value in values.items()}
+
+
+def printer_model(printer: dict[str, Any]) -> str:
+    """What the printer is: what a plugged-in printer says about itself (its IEEE 1284 device
+    ID, else its USB strings: the name the USB layer gives it); for one that is not, what its
+    section remembers of a USB printer (autoadd saves the make and model as its name). A
+    printer known only by its device path has no model."""
+    usb, settings = printer["usb"], printer["settings"]
+    seen = make_and_model(parse_device_id(usb.get("device_id", "")),
+                          usb.get("manufacturer", ""), usb.get("product", ""))
+    if seen:
+        return seen
+    usb_id = settings["usb_id"] or usb.get("usb_id", "")
+    if not usb_id:
+        return ""
+    return str(settings["name"] or f"USB printer {usb_id}")
+
+
+def _with_model(printer: dict[str, Any]) -> dict[str, Any]:
+    return {**printer, "model": printer_model(printer)}
 
 
 def _loopback_host(host_header: str) -> bool:
@@ -437,14 +458,15 @@ class WebApp:
 
     def _printer_snapshot(self, section: str) -> dict[str, Any] | None:
         printers = self._call(lambda registry: registry.snapshot()["printers"])
-        return next((p for p in printers if p["section"] == section), None)
+        return next((_with_model(p) for p in printers if p["section"] == section), None)
 
     def api_printers(self, session: Session) -> HTTPResponse:
         snapshot = self._call(lambda registry: registry.snapshot())
         return json_response({
             "hostname": socket.gethostname(), "time": time.time(),
             "config_error": snapshot["config_error"], "issues": snapshot["issues"],
-            "printers": snapshot["printers"], "unserved_usb": snapshot["unserved_usb"],
+            "printers": [_with_model(p) for p in snapshot["printers"]],
+            "unserved_usb": snapshot["unserved_usb"],
         })
 
     def api_printer(self, session: Session, section: str) -> HTTPResponse:
