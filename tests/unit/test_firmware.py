@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import itertools
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from usbprintd.usb.firmware import (
     bring_up,
     firmware_model,
 )
+from usbprintd.usb.worker import BlockingWorker
 
 FAST = FirmwareTimings(settle=0, chunk=16 * 1024, write_timeout=0.5, id_interval=0.01,
                        id_timeout=0.2, attempts=3, open_patience=0.1)
@@ -50,7 +52,12 @@ def run_bring_up(printer: FakeLp, blob: Path, timings: FirmwareTimings = FAST):
 
     async def scenario():
         ops = FakeOps(lp0=printer)
-        return await bring_up(NODE, blob, ops, reports.append, timings, "HP LaserJet 1018")
+        worker = BlockingWorker()
+        try:
+            return await bring_up(NODE, blob, ops, worker, reports.append, timings,
+                                  "HP LaserJet 1018")
+        finally:
+            worker.stop()
 
     return asyncio.run(scenario()), reports
 
@@ -124,3 +131,49 @@ def test_printer_unplugged_during_bring_up_is_reported_as_gone(tmp_path: Path):
     printer = FakeLp(open_errors=[errno.ENODEV])
     with pytest.raises(DeviceGone):
         run_bring_up(printer, blob)
+
+
+def test_device_id_reads_run_off_the_event_loop(tmp_path: Path):
+    blob, data = make_blob(tmp_path, 9000)
+    printer = FakeLp(firmware_size=len(data), ioctl_delay=0.3)
+    ticks: list[float] = []
+
+    async def tick():
+        while True:
+            ticks.append(asyncio.get_running_loop().time())
+            await asyncio.sleep(0.02)
+
+    async def scenario():
+        ticker = asyncio.get_running_loop().create_task(tick())
+        worker = BlockingWorker()
+        try:
+            return await bring_up(NODE, blob, FakeOps(lp0=printer), worker, lambda _: None,
+                                  FAST, "HP LaserJet 1018")
+        finally:
+            ticker.cancel()
+            worker.stop()
+
+    assert asyncio.run(scenario()).loaded
+    assert printer.ioctl_threads == {"usb-calls"}
+    assert max(b - a for a, b in itertools.pairwise(ticks)) < 0.2
+
+
+def test_unplug_while_a_device_id_read_blocks_releases_the_device(tmp_path: Path):
+    blob, data = make_blob(tmp_path, 9000)
+    printer = FakeLp(firmware_size=len(data), takes_firmware=False, ioctl_delay=0.3)
+
+    async def scenario():
+        worker = BlockingWorker()
+        try:
+            upload = asyncio.get_running_loop().create_task(
+                bring_up(NODE, blob, FakeOps(lp0=printer), worker, lambda _: None, FAST))
+            await asyncio.to_thread(printer.ioctl_started.wait, 2)
+            upload.cancel()  # what the remove event does to the printer's task
+            with pytest.raises(asyncio.CancelledError):
+                await upload
+            await asyncio.sleep(0.5)  # the read comes back to nobody
+            assert not printer.is_open  # the upload's fd and the worker's dup are both closed
+        finally:
+            worker.stop()
+
+    asyncio.run(scenario())

@@ -1,6 +1,7 @@
 """A fake usblp printer for the USB layer's tests, and proof that it behaves like usblp where
 the daemon depends on it (one opener at a time, the other side sees every byte, a stalled
-printer pushes back)."""
+printer pushes back, an ioctl follows the open file rather than the fd number, a wedged printer
+holds an ioctl for as long as it likes)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import errno
 import os
 import select
 import socket
+import threading
+import time
 from dataclasses import dataclass, field
 
 import pytest
@@ -32,7 +35,11 @@ class FakeLp:
     opens: int = 0
     status_reads: int = 0
     firmware_loaded: bool = False
+    ioctl_delay: float = 0.0  # seconds each ioctl takes (usblp allows 5 s on a wedged printer)
+    ioctl_threads: set[str] = field(default_factory=set)  # names of the threads that asked
+    ioctl_started: threading.Event = field(default_factory=threading.Event)
     fd: int | None = None
+    inode: int | None = None  # of the open file: a dup() of `fd` reaches the same printer
     _peer: socket.socket | None = None
     _since_open: int = 0
 
@@ -53,6 +60,7 @@ class FakeLp:
 
     def attach(self, sock: socket.socket, fd: int) -> None:
         self.fd, self._peer, self._since_open = fd, sock, 0
+        self.inode = os.fstat(fd).st_ino
         self.opens += 1
         if not self.stalled:
             asyncio.get_running_loop().add_reader(sock.fileno(), self.drain)
@@ -79,7 +87,13 @@ class FakeLp:
             if not self.stalled:
                 asyncio.get_running_loop().remove_reader(self._peer.fileno())
             self._peer.close()
-            self._peer, self.fd = None, None
+            self._peer, self.fd, self.inode = None, None, None
+
+    def ioctl(self) -> None:
+        """What every ioctl costs: the calling thread waits out `ioctl_delay`."""
+        self.ioctl_threads.add(threading.current_thread().name)
+        self.ioctl_started.set()
+        time.sleep(self.ioctl_delay)
 
 
 class FakeOps:
@@ -107,18 +121,22 @@ class FakeOps:
         return fd
 
     def _printer(self, fd: int) -> FakeLp:
+        """The printer whose open file `fd` is, as the kernel resolves an ioctl's fd. Safe off
+        the event loop: it only looks (the loop's reader drains what the printer receives)."""
+        inode = os.fstat(fd).st_ino  # EBADF for a closed fd, as the ioctl would say
         for printer in self.printers.values():
-            if printer.fd == fd and printer.is_open:
+            if printer.inode == inode and printer._peer is not None:
                 return printer
-        raise OSError(errno.EBADF, "not an open fake printer")
+        raise OSError(errno.ENOTTY, "not an open fake printer")
 
     def device_id(self, fd: int) -> str:
         printer = self._printer(fd)
-        printer.drain()
+        printer.ioctl()
         return printer.current_id()
 
     def status(self, fd: int) -> int:
         printer = self._printer(fd)
+        printer.ioctl()
         printer.status_reads += 1
         return printer.status
 
@@ -156,3 +174,36 @@ def test_fake_receives_what_is_written_and_pushes_back_when_stalled():
 def test_missing_node_is_enoent():
     with pytest.raises(FileNotFoundError):
         FakeOps().open("/dev/usb/lp9")
+
+
+def test_ioctl_reaches_the_printer_through_a_dup_but_not_through_a_reused_number():
+    async def scenario():
+        lp = FakeLp(status=0x30)
+        ops = FakeOps(lp0=lp)
+        fd = ops.open("/dev/usb/lp0")
+        copy = os.dup(fd)
+        os.close(fd)
+        assert ops.status(copy) == 0x30  # the open file lives on in the dup
+        other = os.open(os.devnull, os.O_RDONLY)
+        try:
+            with pytest.raises(OSError):
+                ops.status(other)
+        finally:
+            os.close(other)
+            os.close(copy)
+
+    asyncio.run(scenario())
+
+
+def test_wedged_printer_holds_the_asking_thread():
+    async def scenario():
+        lp = FakeLp(ioctl_delay=0.2)
+        ops = FakeOps(lp0=lp)
+        fd = ops.open("/dev/usb/lp0")
+        started = time.monotonic()
+        ops.status(fd)
+        os.close(fd)
+        assert time.monotonic() - started >= 0.2
+        assert lp.ioctl_threads == {threading.current_thread().name}
+
+    asyncio.run(scenario())

@@ -7,8 +7,11 @@ import asyncio
 import copy
 import errno
 import logging
+import os
 import socket
+import time
 from collections.abc import Callable
+from itertools import pairwise
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -21,6 +24,7 @@ from usbprintd.usb.firmware import FirmwareTimings
 from usbprintd.usb.identity import UsbIdentity
 from usbprintd.usb.manager import FoundPrinter, UsbPrinters
 from usbprintd.usb.printer import PrinterTimings, UsbPrinter
+from usbprintd.usb.worker import BlockingWorker
 
 FAST = PrinterTimings(open_patience=0.5, status_interval=0.02,
                       firmware=FirmwareTimings(settle=0, chunk=8192, write_timeout=1,
@@ -124,7 +128,8 @@ class World:
         self.registry = Registry(self.store)
         self.registry.reload()
         self.ops = ops
-        self.printers = UsbPrinters(self.registry, ops, FAST)
+        self.worker = BlockingWorker()
+        self.printers = UsbPrinters(self.registry, ops, self.worker, FAST)
 
     def state(self, section: str) -> str:
         return self.registry.printer_state(section)
@@ -134,6 +139,7 @@ class World:
 
     async def close(self) -> None:
         await self.printers.stop()
+        self.worker.stop()
         await self.registry.shutdown()
 
 
@@ -421,20 +427,33 @@ class Host:
         self.changes += 1
 
 
+def lone_printer(server, ops: FakeOps, worker: BlockingWorker) -> UsbPrinter:
+    return UsbPrinter("/x", "/dev/usb/lp0", UsbIdentity("03f0", "4117"), Host(server), ops,
+                      worker)
+
+
+def read_status(server, ops: FakeOps):
+    """One status read of a printer at /dev/usb/lp0 with `server` as its print server."""
+    async def scenario():
+        worker = BlockingWorker()
+        try:
+            return await lone_printer(server, ops, worker)._read_status()
+        finally:
+            worker.stop()
+
+    return asyncio.run(scenario())
+
+
 @pytest.mark.parametrize(("server", "expect_read", "expect_opens"), [
     (None, True, 1),  # between jobs: a brief open of its own
     (SimpleNamespace(active=None, channel_fd=None), True, 1),
     (SimpleNamespace(active=object(), channel_fd=None), False, 0),  # streaming: hands off
 ])
 def test_status_is_read_only_when_safe(server, expect_read, expect_opens):
-    async def scenario():
-        lp = FakeLp()
-        ops = FakeOps(lp0=lp)
-        printer = UsbPrinter("/x", "/dev/usb/lp0", UsbIdentity("03f0", "4117"), Host(server), ops)
-        assert (printer._read_status() is not None) is expect_read
-        assert (lp.opens, lp.status_reads) == (expect_opens, int(expect_read))
-
-    asyncio.run(scenario())
+    lp = FakeLp()
+    assert (read_status(server, FakeOps(lp0=lp)) is not None) is expect_read
+    assert (lp.opens, lp.status_reads) == (expect_opens, int(expect_read))
+    assert not lp.is_open  # the brief open is closed again
 
 
 def test_stalled_job_status_goes_through_the_jobs_fd():
@@ -443,19 +462,141 @@ def test_stalled_job_status_goes_through_the_jobs_fd():
         ops = FakeOps(lp0=lp)
         job_fd = ops.open("/dev/usb/lp0")  # the job holds the device
         server = SimpleNamespace(active=object(), channel_fd=job_fd)
-        printer = UsbPrinter("/x", "/dev/usb/lp0", UsbIdentity("03f0", "4117"), Host(server), ops)
-        assert printer._read_status() == 0x30
+        worker = BlockingWorker()
+        try:
+            assert await lone_printer(server, ops, worker)._read_status() == 0x30
+        finally:
+            worker.stop()
         assert lp.opens == 1
+        os.fstat(job_fd)  # the job's own fd is still open: the worker closed only its dup
+        os.close(job_fd)
 
     asyncio.run(scenario())
 
 
 def test_busy_device_between_jobs_skips_the_status_read():
+    lp = FakeLp()
+    ops = FakeOps(lp0=lp)
+
     async def scenario():
-        lp = FakeLp()
-        ops = FakeOps(lp0=lp)
-        ops.open("/dev/usb/lp0")  # someone else has it
-        printer = UsbPrinter("/x", "/dev/usb/lp0", UsbIdentity("03f0", "4117"), Host(None), ops)
-        assert printer._read_status() is None
+        fd = ops.open("/dev/usb/lp0")  # someone else has it
+        worker = BlockingWorker()
+        try:
+            assert await lone_printer(None, ops, worker)._read_status() is None
+        finally:
+            worker.stop()
+            os.close(fd)
 
     asyncio.run(scenario())
+    assert lp.status_reads == 0
+
+
+# --- a wedged printer never holds up the event loop -------------------------------------------
+
+
+async def ticking(ticks: list[float], interval: float = 0.02) -> None:
+    loop = asyncio.get_running_loop()
+    while True:
+        ticks.append(loop.time())
+        await asyncio.sleep(interval)
+
+
+def test_event_loop_keeps_running_while_a_status_query_blocks():
+    lp = FakeLp(status=0x30, ioctl_delay=1.0)
+    ops = FakeOps(lp0=lp)
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        ticks: list[float] = []
+        ticker = loop.create_task(ticking(ticks))
+        worker = BlockingWorker()
+        try:
+            started = loop.time()
+            assert await lone_printer(None, ops, worker)._read_status() == 0x30
+            finished = loop.time()
+        finally:
+            ticker.cancel()
+            worker.stop()
+        assert finished - started >= 1.0  # the query really blocked for its second
+        during = [t for t in ticks if started <= t <= finished]
+        assert len(during) >= 25  # ~50 at 20 ms: the loop ran all along
+        assert max(b - a for a, b in pairwise(during)) < 0.5
+
+    asyncio.run(scenario())
+    assert lp.ioctl_threads == {"usb-calls"}
+
+
+def test_status_answer_after_a_job_started_is_dropped():
+    lp = FakeLp(status=0x30, ioctl_delay=0.3)
+    ops = FakeOps(lp0=lp)
+    server = SimpleNamespace(active=None, channel_fd=None)
+
+    async def scenario():
+        worker = BlockingWorker()
+        try:
+            read = asyncio.get_running_loop().create_task(
+                lone_printer(server, ops, worker)._read_status())
+            await asyncio.to_thread(lp.ioctl_started.wait, 2)
+            server.active = object()  # a job took the printer while the answer was on its way
+            assert await read is None
+        finally:
+            worker.stop()
+
+    asyncio.run(scenario())
+    assert lp.status_reads == 1
+
+
+def test_status_query_of_a_stalled_job_survives_the_job_closing_its_fd_and_the_number_reused():
+    lp = FakeLp(status=0x30)
+    ops = FakeOps(lp0=lp)
+
+    async def scenario():
+        job_fd = ops.open("/dev/usb/lp0")
+        server = SimpleNamespace(active=object(), channel_fd=job_fd)
+        worker = BlockingWorker()
+        try:
+            busy = asyncio.get_running_loop().create_task(worker.call(lambda: time.sleep(0.3)))
+            read = asyncio.get_running_loop().create_task(
+                lone_printer(server, ops, worker)._read_status())
+            await asyncio.sleep(0.05)  # the status query waits behind the busy worker
+            os.close(job_fd)  # the job ends; its fd number goes to someone else
+            reused = os.open(os.devnull, os.O_RDONLY)
+            assert reused == job_fd
+            try:
+                assert await read == 0x30  # asked through the worker's own dup
+            finally:
+                os.close(reused)
+            await busy
+        finally:
+            worker.stop()
+        assert lp.status_reads == 1
+        await until(lambda: not lp.is_open)  # the dup was the last reference; it is closed
+
+    asyncio.run(scenario())
+
+
+def test_status_answer_arriving_after_unplug_is_dropped(caplog):
+    port = free_port()
+    lp = FakeLp(firmware_loaded=True)
+    ops = FakeOps(lp0=lp)
+    printer = found("lp0", serial="AAA")
+
+    async def scenario(w: World):
+        w.printers.add(printer)
+        await until(lambda: w.state("office") == "serving")
+        lp.ioctl_started.clear()
+        lp.status, lp.ioctl_delay = 0x30, 1.0  # wedged, and its answer would say paper out
+        await asyncio.to_thread(lp.ioctl_started.wait, 2)
+        reported = w.attachment("office")
+        w.printers.remove(printer.devpath)
+        assert w.state("office") == "absent"
+        await asyncio.sleep(1.3)  # the answer arrives now, to nobody
+        assert w.state("office") == "absent" and w.attachment("office") is None
+        assert reported.state == "online"
+        assert not lp.is_open  # the query's fd was closed
+
+    with caplog.at_level(logging.DEBUG, "usbprintd"):
+        run([settings(free_port()), printer_section("office", port, name="Office",
+                                                    usb_id="03f0:4117")], ops, scenario)
+    assert "paper out" not in caplog.text
+    assert "Traceback" not in caplog.text and "handling stopped" not in caplog.text

@@ -3,7 +3,9 @@
 Such a printer enumerates without `FWVER` in its IEEE 1284 device ID. Bringing it up means
 writing the owner's blob (HP's, never shipped with usbprintd) to its lp device, then asking for
 the device ID again until `FWVER` appears; only then may it take jobs. The device ID is always
-read through the ioctl: sysfs `ieee1284_id` is cached at probe time and goes stale.
+read through the ioctl (sysfs `ieee1284_id` is cached at probe time and goes stale), on the
+shared worker thread through a dup() of the upload's fd: the ioctl is a USB control transfer
+that may take seconds, and the upload may be cancelled (unplug) while it runs.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 from usbprintd.devices import DeviceError, PollingChannel
 from usbprintd.usb.ieee1284 import has_firmware_version, parse_device_id
 from usbprintd.usb.lp import LpOps, open_when_ready
+from usbprintd.usb.worker import BlockingWorker
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +100,7 @@ async def bring_up(
     node: str,
     blob: Path,
     ops: LpOps,
+    worker: BlockingWorker,
     report: Callable[[FirmwareStatus], None],
     timings: FirmwareTimings = FirmwareTimings(),
     name: str = "",
@@ -117,7 +121,7 @@ async def bring_up(
         detail = f"uploading {blob.name} (attempt {attempt} of {timings.attempts})"
         report(FirmwareStatus("uploading-firmware", detail, 0.0, blob=blob))
         try:
-            device_id = await _upload_once(node, blob, ops, timings, name, attempt,
+            device_id = await _upload_once(node, blob, ops, worker, timings, name, attempt,
                                            lambda p, d=detail: report(FirmwareStatus(
                                                "uploading-firmware", d, p, blob=blob)))
         except UploadFailed as err:
@@ -136,6 +140,7 @@ async def _upload_once(
     node: str,
     blob: Path,
     ops: LpOps,
+    worker: BlockingWorker,
     timings: FirmwareTimings,
     name: str,
     attempt: int,
@@ -148,7 +153,7 @@ async def _upload_once(
         raise UploadFailed(f"cannot open {node}: {os.strerror(err.errno or 0)}") from err
     channel = PollingChannel(fd, can_read=False)
     try:
-        loaded = _read_loaded_id(ops, fd)
+        loaded = await _read_loaded_id(ops, worker, fd)
         if loaded:  # another uploader got there first, or the last attempt took late
             log.info("%s: firmware already running (FWVER %s)", name,
                      parse_device_id(loaded)["FWVER"])
@@ -157,7 +162,7 @@ async def _upload_once(
         size = await _send(channel, blob, timings, progress)
         log.info("%s: sent %s (%d bytes) in %.1f s, waiting for the printer to start it",
                  name, blob.name, size, asyncio.get_running_loop().time() - started)
-        return await _wait_for_fwver(ops, fd, timings)
+        return await _wait_for_fwver(ops, worker, fd, timings)
     finally:
         with contextlib.suppress(OSError):
             channel.close(completed=True)
@@ -194,11 +199,12 @@ async def _send(channel: PollingChannel, blob: Path, timings: FirmwareTimings,
     return sent
 
 
-async def _wait_for_fwver(ops: LpOps, fd: int, timings: FirmwareTimings) -> str:
+async def _wait_for_fwver(ops: LpOps, worker: BlockingWorker, fd: int,
+                          timings: FirmwareTimings) -> str:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timings.id_timeout
     while True:
-        loaded = _read_loaded_id(ops, fd)
+        loaded = await _read_loaded_id(ops, worker, fd)
         if loaded:
             return loaded
         if loop.time() >= deadline:
@@ -206,10 +212,11 @@ async def _wait_for_fwver(ops: LpOps, fd: int, timings: FirmwareTimings) -> str:
         await asyncio.sleep(timings.id_interval)
 
 
-def _read_loaded_id(ops: LpOps, fd: int) -> str:
-    """The fresh device ID if it carries FWVER, else ''."""
+async def _read_loaded_id(ops: LpOps, worker: BlockingWorker, fd: int) -> str:
+    """The fresh device ID if it carries FWVER, else ''. The worker gets a dup() of `fd`: the
+    upload keeps its own, and closes it even if this read is abandoned."""
     try:
-        device_id = ops.device_id(fd)
+        device_id = await worker.query_fd(os.dup(fd), ops.device_id)
     except OSError as err:
         _raise_if_gone(err)
         return ""

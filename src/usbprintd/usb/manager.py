@@ -31,6 +31,7 @@ from usbprintd.usb.identity import (
 )
 from usbprintd.usb.lp import LpOps
 from usbprintd.usb.printer import PrinterTimings, UsbPrinter
+from usbprintd.usb.worker import BlockingWorker
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +47,14 @@ class FoundPrinter:
 
 class UsbPrinters:
     """Present printers keyed by DEVPATH, in arrival order (which breaks ties between two
-    printers of the same model)."""
+    printers of the same model). Their blocking device queries share `worker`, which belongs to
+    the caller."""
 
-    def __init__(self, registry: Registry, ops: LpOps,
+    def __init__(self, registry: Registry, ops: LpOps, worker: BlockingWorker,
                  timings: PrinterTimings | None = None) -> None:
         self.registry = registry
         self.ops = ops
+        self.worker = worker
         self.timings = timings or PrinterTimings()
         self.present: dict[str, UsbPrinter] = {}
         self.assignment: dict[str, str] = {}  # devpath -> section
@@ -74,7 +77,7 @@ class UsbPrinters:
                 return  # seen by coldplug and by the monitor
             self.remove(found.devpath)
         printer = UsbPrinter(found.devpath, found.node, found.identity, self, self.ops,
-                             self.timings)
+                             self.worker, self.timings)
         self.present[found.devpath] = printer
         log.debug("lp device %s appeared (%s)", found.node, found.identity.describe())
         printer.start()

@@ -4,6 +4,11 @@ Its life runs as one asyncio task: read the device ID (retrying while the node i
 or busy), let the owner (`PrinterHost`) find its section, bring up its firmware if it needs
 some, then watch its status every few seconds — between jobs by opening the node briefly, during
 a stalled job through the job's own fd, and never while data streams.
+
+Every ioctl is a USB control transfer that a wedged printer can hold for seconds, so it runs on
+the shared `BlockingWorker`, never on the event loop. An answer counts only if the printer is
+still in the situation it was asked in: one that arrives after the printer went away (its task
+was cancelled) or after a job started or ended is dropped.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import errno
 import logging
 import os
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Protocol
 
@@ -30,6 +36,7 @@ from usbprintd.usb.firmware import (
 from usbprintd.usb.identity import UsbIdentity
 from usbprintd.usb.ieee1284 import has_firmware_version, make_and_model, parse_device_id
 from usbprintd.usb.lp import STATUS_TEXT, LpOps, decode_status, open_when_ready
+from usbprintd.usb.worker import BlockingWorker
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +72,7 @@ class UsbPrinter:
         identity: UsbIdentity,
         host: PrinterHost,
         ops: LpOps,
+        worker: BlockingWorker,
         timings: PrinterTimings = PrinterTimings(),
     ) -> None:
         self.devpath = devpath
@@ -72,6 +80,7 @@ class UsbPrinter:
         self.identity = identity
         self.host = host
         self.ops = ops
+        self.worker = worker
         self.timings = timings
         self.device_id = ""
         self.fields: dict[str, str] = {}
@@ -180,7 +189,7 @@ class UsbPrinter:
         if blob is not None:
             await self._bring_up_firmware(blob)
             return
-        self._poll_status()
+        await self._poll_status()
         await self._wait(self.timings.status_interval)
 
     # --- identity --------------------------------------------------------------------------
@@ -196,12 +205,11 @@ class UsbPrinter:
             self.open_error = message
             self._announce()  # matched anyway, so the owner sees the printer and why
             return False
-        try:
-            self._read_id(fd)
-            with contextlib.suppress(OSError):
-                self._set_status(decode_status(self.ops.status(fd)))
-        finally:
-            os.close(fd)
+        device_id, status = await self.worker.query_fd(fd, partial(_probe, self.ops, self.node))
+        if device_id is not None:
+            self._set_device_id(device_id)
+        if status is not None:
+            self._set_status(decode_status(status))
         if self.open_error:
             log.info("%s: %s opens again", self.name, self.node)
             self.open_error = ""
@@ -219,14 +227,6 @@ class UsbPrinter:
             log.info("USB printer %s (%s) at %s, device ID '%s'", self.label,
                      self.identity.describe(), self.node, self.device_id)
         self.host.identified(self)
-
-    def _read_id(self, fd: int) -> None:
-        try:
-            device_id = self.ops.device_id(fd)
-        except OSError as err:
-            log.debug("%s: no device ID: %s", self.node, err)
-            return
-        self._set_device_id(device_id)
 
     def _set_device_id(self, device_id: str) -> None:
         self.device_id = device_id
@@ -255,8 +255,8 @@ class UsbPrinter:
             self.host.changed(self)
 
         try:
-            result = await bring_up(self.node, blob, self.ops, report, self.timings.firmware,
-                                    self.name)
+            result = await bring_up(self.node, blob, self.ops, self.worker, report,
+                                    self.timings.firmware, self.name)
         except DeviceGone:
             self.firmware = FirmwareStatus("error", f"{self.node} vanished during the upload")
             self.host.changed(self)
@@ -273,8 +273,8 @@ class UsbPrinter:
 
     # --- status ----------------------------------------------------------------------------
 
-    def _poll_status(self) -> None:
-        raw = self._read_status()
+    async def _poll_status(self) -> None:
+        raw = await self._read_status()
         if raw is None:
             return
         if self._set_status(decode_status(raw)):
@@ -290,29 +290,69 @@ class UsbPrinter:
         self.status = status
         return True
 
-    def _read_status(self) -> int | None:
+    async def _read_status(self) -> int | None:
         """The status byte, read only when it is safe: between jobs (a brief open of its own)
-        or through a stalled job's fd; never while job data streams."""
+        or through a stalled job's fd; never while job data streams. None when it could not
+        be read, or the answer came too late to mean anything."""
+        asked_during = self._job_now()
+        fd = self._status_fd(asked_during)
+        if fd is None:
+            return None
+        raw = await self.worker.query_fd(fd, partial(_status, self.ops, self.node))
+        if not _same_job(self._job_now(), asked_during):
+            log.debug("%s: status read before a job started or ended: dropped", self.node)
+            return None
+        return raw
+
+    def _job_now(self) -> tuple[PrintServer, object] | None:
+        """The server and the job it runs now, or None between jobs."""
         server = self.host.server_for(self)
-        if server is not None and server.active is not None:
-            fd = server.channel_fd
-            if fd is None:
-                return None
+        if server is None or server.active is None:
+            return None
+        return server, server.active
+
+    def _status_fd(self, job: tuple[PrintServer, object] | None) -> int | None:
+        """An fd for the worker to own: a dup() of a stalled job's fd (the job may close its
+        own meanwhile), or a brief open of its own between jobs."""
+        if job is not None:
+            fd = job[0].channel_fd
             try:
-                return self.ops.status(fd)
+                return None if fd is None else os.dup(fd)
             except OSError as err:
                 log.debug("%s: status during a job: %s", self.node, err)
                 return None
         try:
-            fd = self.ops.open(self.node)
+            return self.ops.open(self.node)
         except OSError as err:
             if err.errno not in (errno.EBUSY, errno.ENOENT, errno.ENODEV, errno.ENXIO):
                 log.debug("%s: status: %s", self.node, err)
             return None
-        try:
-            return self.ops.status(fd)
-        except OSError as err:
-            log.debug("%s: status: %s", self.node, err)
-            return None
-        finally:
-            os.close(fd)
+
+
+def _same_job(now: tuple[PrintServer, object] | None,
+              then: tuple[PrintServer, object] | None) -> bool:
+    """By identity: a job record may equal another one field for field."""
+    if now is None or then is None:
+        return now is then
+    return now[0] is then[0] and now[1] is then[1]
+
+
+# --- on the worker thread: plain reads, no printer state touched --------------------------------
+
+
+def _status(ops: LpOps, node: str, fd: int) -> int | None:
+    try:
+        return ops.status(fd)
+    except OSError as err:
+        log.debug("%s: status: %s", node, err)
+        return None
+
+
+def _probe(ops: LpOps, node: str, fd: int) -> tuple[str | None, int | None]:
+    """The device ID and the status byte, each None when the printer did not say."""
+    try:
+        device_id: str | None = ops.device_id(fd)
+    except OSError as err:
+        log.debug("%s: no device ID: %s", node, err)
+        device_id = None
+    return device_id, _status(ops, node, fd)

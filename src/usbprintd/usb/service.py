@@ -18,6 +18,7 @@ if TYPE_CHECKING:  # imported in start(): a machine without USB never loads them
     from usbprintd.usb.hotplug import UdevWatcher
     from usbprintd.usb.libusb_scan import LibusbScanner
     from usbprintd.usb.manager import UsbPrinters
+    from usbprintd.usb.worker import BlockingWorker
 
 log = logging.getLogger(__name__)
 
@@ -33,16 +34,20 @@ class UsbService:
         self.printers: UsbPrinters | None = None
         self.watcher: UdevWatcher | None = None
         self.scanner: LibusbScanner | None = None
+        self.worker: BlockingWorker | None = None
         self._scan_timer: asyncio.TimerHandle | None = None
+        self._scan_task: asyncio.Task[None] | None = None
 
     def start(self, core: Core) -> None:
         from usbprintd.usb.hotplug import UdevWatcher
         from usbprintd.usb.libusb_scan import LibusbScanner
         from usbprintd.usb.lp import UsblpOps
         from usbprintd.usb.manager import UsbPrinters
+        from usbprintd.usb.worker import BlockingWorker
 
+        self.worker = BlockingWorker()  # its thread starts with the first query
         self.scanner = LibusbScanner()
-        self.printers = UsbPrinters(core.registry, UsblpOps())
+        self.printers = UsbPrinters(core.registry, UsblpOps(), self.worker)
         self.watcher = UdevWatcher(
             on_add=self.printers.add,
             on_remove=self.printers.remove,
@@ -66,10 +71,14 @@ class UsbService:
     async def stop(self) -> None:
         if self._scan_timer is not None:
             self._scan_timer.cancel()
+        if self._scan_task is not None:
+            self._scan_task.cancel()
         if self.watcher is not None:
             self.watcher.stop()
         if self.printers is not None:
             await self.printers.stop()
+        if self.worker is not None:
+            self.worker.stop()
 
     def _schedule_unbound_scan(self, delay: float = UNBOUND_SCAN_DELAY) -> None:
         if self._scan_timer is not None:
@@ -78,8 +87,22 @@ class UsbService:
 
     def _scan_unbound(self) -> None:
         self._scan_timer = None
-        if self.printers is not None and self.scanner is not None:
-            self.printers.set_unbound(self.scanner.scan())
+        if self._scan_task is not None and not self._scan_task.done():
+            self._schedule_unbound_scan()  # one at a time: look again once this one is done
+            return
+        self._scan_task = asyncio.get_running_loop().create_task(self._scan_unbound_off_loop())
+
+    async def _scan_unbound_off_loop(self) -> None:
+        """libusb asks each unbound printer for its device ID, a control transfer that may
+        take a second: on the worker thread, never on the loop."""
+        if self.printers is None or self.scanner is None or self.worker is None:
+            return
+        try:
+            entries = await self.worker.call(self.scanner.scan)
+        except Exception:  # a bug in the scan must not end USB handling
+            log.exception("looking for printers without a usblp device")
+            return
+        self.printers.set_unbound(entries)
 
 
 def create_service(core: Core) -> UsbService | None:
