@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import itertools
+import logging
 from pathlib import Path
 
 import pytest
@@ -177,3 +178,39 @@ def test_unplug_while_a_device_id_read_blocks_releases_the_device(tmp_path: Path
             worker.stop()
 
     asyncio.run(scenario())
+
+
+def test_default_settle_is_the_3_s_foo2zjs_and_hplip_wait():
+    assert FirmwareTimings().settle == 3.0
+
+
+@pytest.mark.parametrize(("appeared_ago", "min_wait", "max_wait"), [
+    (None, 0.4, 2.0),  # not known: the whole settle time
+    (0.0, 0.4, 2.0),  # just plugged in
+    (0.3, 0.1, 0.25),  # plugged in a while ago: only the rest of it
+    (5.0, 0.0, 0.1),  # the owner's blob arrived long after the plug-in: at once
+])
+def test_settle_time_counts_from_when_the_printer_appeared(tmp_path: Path, appeared_ago,
+                                                           min_wait, max_wait, caplog):
+    blob, data = make_blob(tmp_path, 9000)
+    printer = FakeLp(firmware_size=len(data))
+    timings = FirmwareTimings(settle=0.4, chunk=16 * 1024, write_timeout=0.5, id_interval=0.01,
+                              id_timeout=0.5, attempts=1, open_patience=0.1)
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        appeared = None if appeared_ago is None else now - appeared_ago
+        worker = BlockingWorker()
+        try:
+            result = await bring_up(NODE, blob, FakeOps(lp0=printer), worker, lambda _: None,
+                                    timings, "HP LaserJet 1018", appeared)
+        finally:
+            worker.stop()
+        return result, printer.first_open - now
+
+    with caplog.at_level(logging.INFO, "usbprintd"):
+        result, waited = asyncio.run(scenario())
+    assert result.loaded
+    assert min_wait <= waited < max_wait
+    assert "HP LaserJet 1018: sending sihp1018.dl (attempt 1 of 1)" in caplog.text

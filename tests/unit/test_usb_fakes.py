@@ -33,6 +33,7 @@ class FakeLp:
     open_errors: list[int] = field(default_factory=list)  # errnos for the next open() calls
     received: bytearray = field(default_factory=bytearray)
     opens: int = 0
+    first_open: float | None = None  # event-loop time of the first open()
     status_reads: int = 0
     firmware_loaded: bool = False
     ioctl_delay: float = 0.0  # seconds each ioctl takes (usblp allows 5 s on a wedged printer)
@@ -62,6 +63,8 @@ class FakeLp:
         self.fd, self._peer, self._since_open = fd, sock, 0
         self.inode = os.fstat(fd).st_ino
         self.opens += 1
+        if self.first_open is None:
+            self.first_open = asyncio.get_running_loop().time()
         if not self.stalled:
             asyncio.get_running_loop().add_reader(sock.fileno(), self.drain)
 

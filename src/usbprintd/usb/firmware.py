@@ -64,7 +64,10 @@ def blob_name_for(usb_id: str, configured: str) -> str:
 
 @dataclass(frozen=True)
 class FirmwareTimings:
-    settle: float = 1.0  # after the device appeared, before the first byte (foo2zjs waits 3 s)
+    # From the moment the printer appeared to the first byte of its blob. foo2zjs's hotplug
+    # script (`sleep 3`) and HPLIP (`hp-firmware -y3`) both wait 3 s after the printer shows up
+    # before sending it; usbprintd keeps to the time those tools are known to work with.
+    settle: float = 3.0
     chunk: int = 64 * 1024  # progress is reported per chunk; usblp sends 8 KiB URBs anyway
     write_timeout: float = 30.0  # per chunk: a printer that takes nothing fails the attempt
     id_interval: float = 0.5
@@ -104,18 +107,24 @@ async def bring_up(
     report: Callable[[FirmwareStatus], None],
     timings: FirmwareTimings = FirmwareTimings(),
     name: str = "",
+    appeared: float | None = None,
 ) -> FirmwareStatus:
     """Upload `blob` to the printer at `node` until it reports FWVER, at most `attempts` times.
 
-    Returns the final status: 'loaded', 'needs-firmware' (no blob: wait for the owner) or
-    'error' (it never took). `report` hears every intermediate state and the progress."""
+    `appeared` is the loop time the printer's device appeared: the settle time counts from
+    there, so a blob the owner provides long after the plug-in goes out at once (None: wait
+    the whole settle time). Returns the final status: 'loaded', 'needs-firmware' (no blob:
+    wait for the owner) or 'error' (it never took). `report` hears every intermediate state
+    and the progress."""
     name = name or node
     if not blob.is_file():
         detail = f"needs {blob.name} in {blob.parent}"
         log.warning("%s: %s (upload it on the web page, or copy it there and send SIGHUP)",
                     name, detail)
         return FirmwareStatus("needs-firmware", detail, blob=blob)
-    await asyncio.sleep(timings.settle)
+    loop = asyncio.get_running_loop()
+    since = loop.time() - appeared if appeared is not None else 0.0
+    await asyncio.sleep(max(0.0, timings.settle - since))
     last_error = ""
     for attempt in range(1, timings.attempts + 1):
         detail = f"uploading {blob.name} (attempt {attempt} of {timings.attempts})"
@@ -158,6 +167,7 @@ async def _upload_once(
             log.info("%s: firmware already running (FWVER %s)", name,
                      parse_device_id(loaded)["FWVER"])
             return loaded
+        log.info("%s: sending %s (attempt %d of %d)", name, blob.name, attempt, timings.attempts)
         started = asyncio.get_running_loop().time()
         size = await _send(channel, blob, timings, progress)
         log.info("%s: sent %s (%d bytes) in %.1f s, waiting for the printer to start it",

@@ -89,6 +89,7 @@ class UsbPrinter:
         self.status = "online"
         self.firmware: FirmwareStatus | None = None  # None: none needed, or not looked at yet
         self.autoadd_tried = False
+        self.appeared: float | None = None  # loop time of start(): the firmware settle counts
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -142,7 +143,9 @@ class UsbPrinter:
     # --- lifecycle -----------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        loop = asyncio.get_running_loop()
+        self.appeared = loop.time()
+        self._task = loop.create_task(self._run())
 
     def stop(self) -> asyncio.Task[None] | None:
         if self._task is not None:
@@ -256,7 +259,7 @@ class UsbPrinter:
 
         try:
             result = await bring_up(self.node, blob, self.ops, self.worker, report,
-                                    self.timings.firmware, self.name)
+                                    self.timings.firmware, self.name, self.appeared)
         except DeviceGone:
             self.firmware = FirmwareStatus("error", f"{self.node} vanished during the upload")
             self.host.changed(self)
