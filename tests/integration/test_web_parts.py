@@ -76,14 +76,27 @@ def test_login_throttle_opens_again_after_the_window():
     clock = Clock()
     throttle = auth.LoginThrottle(clock)
     for _ in range(auth.LOGIN_FAILURES_ALLOWED):
-        assert throttle.retry_after("10.0.0.1") == 0
-        throttle.failed("10.0.0.1")
+        throttle.reserve("10.0.0.1")  # each attempt counts as it starts
         clock.now += 1
-    wait = throttle.retry_after("10.0.0.1")
+    with pytest.raises(auth.Throttled) as throttled:
+        throttle.reserve("10.0.0.1")
+    wait = throttled.value.retry_after
     assert 0 < wait <= auth.LOGIN_WINDOW_SECONDS
-    assert throttle.retry_after("10.0.0.2") == 0
+    throttle.reserve("10.0.0.2")
     clock.now += wait
-    assert throttle.retry_after("10.0.0.1") == 0
+    throttle.reserve("10.0.0.1")
+
+
+def test_login_throttle_forgets_a_success_and_an_attempt_that_could_not_be_checked():
+    throttle = auth.LoginThrottle(Clock())
+    for _ in range(auth.LOGIN_FAILURES_ALLOWED - 1):
+        throttle.reserve("10.0.0.1")
+    unchecked = throttle.reserve("10.0.0.1")
+    throttle.cancel("10.0.0.1", unchecked)  # e.g. rpcd was not reachable
+    throttle.reserve("10.0.0.1")
+    throttle.succeeded("10.0.0.1")
+    for _ in range(auth.LOGIN_FAILURES_ALLOWED):
+        throttle.reserve("10.0.0.1")
 
 
 def test_csrf_tokens_are_per_session_and_per_process():
@@ -196,3 +209,30 @@ def test_set_password_on_a_terminal_asks_twice(monkeypatch):
         cli.read_password(from_stdin=False)
     answers = iter(["same password", "same password"])
     assert cli.read_password(from_stdin=False) == "same password"
+
+
+def test_a_form_login_while_the_checks_are_busy_goes_back_with_the_busy_message(tmp_path):
+    import io
+    from wsgiref.util import setup_testing_defaults
+
+    from usbprintd.config import GlobalSettings
+    from usbprintd.web.app import LOGIN_ERRORS, WebApp, find_www
+
+    settings = GlobalSettings(auth="password", password_hash=passwords.hash_password("pw pw pw"),
+                              web_listen="127.0.0.1", firmware_dir=str(tmp_path / "fw"))
+    web = WebApp(DirectCore(RecordingRegistry(settings)), lambda: settings, find_www())
+    running = [web.gate._checks.acquire(blocking=False)
+               for _ in range(auth.MAX_CONCURRENT_LOGINS)]  # as if other checks ran now
+    assert all(running)
+    body = b"password=pw+pw+pw&next=/log"
+    environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/api/login", "HTTP_HOST": "127.0.0.1",
+               "CONTENT_TYPE": "application/x-www-form-urlencoded",
+               "CONTENT_LENGTH": str(len(body)), "wsgi.input": io.BytesIO(body)}
+    setup_testing_defaults(environ)
+    started: list[tuple[str, list[tuple[str, str]]]] = []
+    b"".join(web.wsgi(environ, lambda s, h, exc_info=None: started.append((s, h))))
+    status, headers = started[0]
+    assert status.startswith("303")
+    assert dict(headers)["Location"] == "/login?next=/log&error=busy"
+    assert dict(headers)["Retry-After"] == str(auth.BUSY_RETRY_SECONDS)
+    assert "busy" in LOGIN_ERRORS["busy"]

@@ -47,6 +47,7 @@ LOGIN_ERRORS = {  # what the login page may show after a plain form post (no fre
     "denied": "wrong user name or password",
     "empty": "enter the password",
     "throttled": "too many failed logins; wait a minute and try again",
+    "busy": "the router is busy checking other logins; try again in a moment",
     "unavailable": "logging in is not possible right now; see the router's log",
 }
 CSRF_HEADER = "X-CSRF-Token"
@@ -414,7 +415,7 @@ class WebApp:
         try:
             session = self.gate.login(self._client(), username, password)
         except Throttled as err:
-            return self._login_failed(is_json, 429, "throttled", str(err), target,
+            return self._login_failed(is_json, 429, err.code, str(err), target,
                                       **{"Retry-After": str(err.retry_after)})
         except AuthUnavailable as err:
             return self._login_failed(is_json, 503, "unavailable", str(err), target)

@@ -39,6 +39,8 @@ RPCD_RECHECK_SECONDS = 10.0
 LOGIN_FAILURES_ALLOWED = 5
 LOGIN_WINDOW_SECONDS = 60.0
 THROTTLE_TABLE_SIZE = 1024
+MAX_CONCURRENT_LOGINS = 2  # password checks at once (PBKDF2: seconds of CPU on a router)
+BUSY_RETRY_SECONDS = 1
 ANONYMOUS = "anonymous"
 
 
@@ -211,49 +213,79 @@ class NoneBackend:
 
 
 class LoginThrottle:
-    """At most LOGIN_FAILURES_ALLOWED failed logins per client address per window."""
+    """At most LOGIN_FAILURES_ALLOWED failed logins per client address per window.
+
+    An attempt counts from the moment it starts (`reserve`) and stays counted unless it
+    succeeds, so attempts that run at the same time cannot all pass the check before the
+    first of them fails.
+    """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._lock = threading.Lock()
-        self._failures: OrderedDict[str, list[float]] = OrderedDict()
+        self._attempts: OrderedDict[str, list[float]] = OrderedDict()
 
     def _recent(self, client: str, now: float) -> list[float]:
-        times = [t for t in self._failures.get(client, []) if now - t < LOGIN_WINDOW_SECONDS]
+        times = [t for t in self._attempts.get(client, []) if now - t < LOGIN_WINDOW_SECONDS]
         if times:
-            self._failures[client] = times
+            self._attempts[client] = times
         else:
-            self._failures.pop(client, None)
+            self._attempts.pop(client, None)
         return times
 
-    def retry_after(self, client: str) -> int:
-        """Seconds until `client` may try again (0: now)."""
-        now = self._clock()
-        with self._lock:
-            times = self._recent(client, now)
+    @staticmethod
+    def _wait(times: list[float], now: float) -> int:
         if len(times) < LOGIN_FAILURES_ALLOWED:
             return 0
         return max(1, int(times[0] + LOGIN_WINDOW_SECONDS - now + 0.999))
 
-    def failed(self, client: str) -> None:
+    def reserve(self, client: str) -> float:
+        """Count an attempt of `client` as failed until it succeeds; Throttled if none is left.
+        Returns the attempt's mark for `cancel`."""
         now = self._clock()
         with self._lock:
             times = self._recent(client, now)
+            wait = self._wait(times, now)
+            if wait:
+                raise Throttled(wait)
             times.append(now)
-            self._failures[client] = times
-            self._failures.move_to_end(client)
-            while len(self._failures) > THROTTLE_TABLE_SIZE:
-                self._failures.popitem(last=False)
+            self._attempts[client] = times
+            self._attempts.move_to_end(client)
+            while len(self._attempts) > THROTTLE_TABLE_SIZE:
+                self._attempts.popitem(last=False)
+        return now
+
+    def cancel(self, client: str, mark: float) -> None:
+        """The attempt could not be checked at all (the backend is unavailable)."""
+        with self._lock:
+            times = self._attempts.get(client, [])
+            if mark in times:
+                times.remove(mark)
+            if not times:
+                self._attempts.pop(client, None)
 
     def succeeded(self, client: str) -> None:
         with self._lock:
-            self._failures.pop(client, None)
+            self._attempts.pop(client, None)
 
 
 class Throttled(Exception):
+    code = "throttled"
+
     def __init__(self, retry_after: int) -> None:
         super().__init__(f"too many failed logins; try again in {retry_after} s")
         self.retry_after = retry_after
+
+
+class LoginsBusy(Throttled):
+    """MAX_CONCURRENT_LOGINS password checks are running: a flood cannot pin the CPU."""
+
+    code = "busy"
+
+    def __init__(self) -> None:
+        Exception.__init__(self, "the router is busy checking other logins; try again in a "
+                                 "moment")
+        self.retry_after = BUSY_RETRY_SECONDS
 
 
 def make_backend(settings: GlobalSettings, password_hash: Callable[[], str]) -> Backend:
@@ -273,6 +305,7 @@ class Gatekeeper:
         self._lock = threading.Lock()
         self._backend: Backend | None = None
         self.throttle = LoginThrottle()
+        self._checks = threading.BoundedSemaphore(MAX_CONCURRENT_LOGINS)
 
     @property
     def backend(self) -> Backend:
@@ -295,12 +328,20 @@ class Gatekeeper:
         return backend.session(sid) if sid else None
 
     def login(self, client: str, username: str, password: str) -> Session | None:
-        wait = self.throttle.retry_after(client)
-        if wait:
-            raise Throttled(wait)
-        session = self.backend.login(username, password)
+        """Check credentials: Throttled if `client` has no attempt left, LoginsBusy if
+        enough other checks are running, AuthUnavailable if the backend cannot check."""
+        if not self._checks.acquire(blocking=False):
+            raise LoginsBusy()
+        try:
+            mark = self.throttle.reserve(client)
+            try:
+                session = self.backend.login(username, password)
+            except AuthUnavailable:
+                self.throttle.cancel(client, mark)
+                raise
+        finally:
+            self._checks.release()
         if session is None:
-            self.throttle.failed(client)
             log.warning("web: failed login from %s", client)
         else:
             self.throttle.succeeded(client)
