@@ -108,6 +108,20 @@ def test_port_change_and_a_job_on_the_new_port(page, web):
     expect(page.locator("[data-show=listening]")).to_contain_text(f"127.0.0.1:{new_port}")
 
 
+def test_the_web_pages_own_port_is_refused_inline(page, web):
+    log_in(page, web)
+    page.goto(f"{web.url}/printers/virtual")
+    page.fill("#field-port", str(web.web_port))
+    page.get_by_role("button", name="Save & Apply").click()
+    expect(page.locator("[data-error-for=port]")).to_contain_text(
+        f"port {web.web_port} is the web page's")
+    expect(page.locator("#row-port")).to_have_class(re.compile("invalid"))
+    expect(page.locator("#notice")).to_contain_text("Not saved")
+    assert f"option port '{web.printer_port}'" in web.config
+    assert port_accepts(web.printer_port)
+    assert script_errors(page) == []
+
+
 def test_a_running_job_appears_in_the_history_while_it_prints(page, web, screenshot):
     log_in(page, web)
     with socket.create_connection(("127.0.0.1", web.printer_port)) as client:
