@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from daemon_process import free_port, global_section, port_accepts, send_with_nc, wait_for
 from printer_gadget import generic_printer
-from test_daemon_usb import payload, refuses, usb_printer
+from scenario import payload, refuses, usb_printer
 
 UDEVADM = Path(__file__).resolve().parents[1] / ".cache" / "udev-root" / "bin" / "udevadm"
 UDEV_CONTROL = Path("/run/udev/control")
