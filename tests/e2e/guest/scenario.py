@@ -8,6 +8,7 @@ import random
 import re
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,9 +17,10 @@ from daemon_process import (
     free_port,
     global_section,
     port_accepts,
+    send_with_nc,
     wait_for,
 )
-from printer_gadget import tail_may_stall
+from printer_gadget import Printer, tail_may_stall
 from web_helpers import WebClient
 
 
@@ -65,6 +67,31 @@ def expect_log(daemon: DaemonProcess, after: int, pattern: str, timeout: float =
 
 def refuses(port: int) -> bool:
     return not port_accepts(port)
+
+
+def ports_by_identity(config: str) -> dict[str, int]:
+    """The printer sections of a UCI text: serial (usb_path when it has none) -> port."""
+    ports = {}
+    for block in config.split("config printer")[1:]:
+        identity = (re.search(r"option serial '([^']+)'", block)
+                    or re.search(r"option usb_path '([^']+)'", block))
+        assert identity is not None, f"a printer section without identity: {block}"
+        ports[identity.group(1)] = int(re.search(r"option port '(\d+)'", block).group(1))
+    return ports
+
+
+def check_routing(routes: list[tuple[Printer, int]]) -> None:
+    """A job sent to each port arrives, byte for byte, at that port's printer and nowhere
+    else (every job has its own size and content)."""
+    for printer, port in routes:
+        printer.clear()
+        wait_for(lambda p=port: port_accepts(p), 10)
+    jobs = [payload(5_001 + 2_000 * number, seed=100 + number) for number in range(len(routes))]
+    with ThreadPoolExecutor(len(routes)) as senders:  # printers print side by side
+        list(senders.map(send_with_nc, [port for _, port in routes], jobs))
+    for (printer, port), job in zip(routes, jobs, strict=True):
+        received = printer.wait_received(len(job), timeout=20)
+        assert received == job, f"port {port}: {printer.name} got {len(received)} other bytes"
 
 
 @dataclass

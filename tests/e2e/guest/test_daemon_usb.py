@@ -24,8 +24,10 @@ from daemon_process import free_port, port_accepts, read_until_closed, send_with
 from printer_gadget import Printer, generic_printer, hp_laserjet_1018
 from scenario import (
     OwnerView,
+    check_routing,
     expect_log,
     payload,
+    ports_by_identity,
     refuses,
     start,
     usb_printer,
@@ -187,19 +189,12 @@ def test_two_identical_models_keep_their_ports_across_replug_in_the_other_order(
           usb_printer("beta", port_b, usb_id="0525:a4a8", serial="SER-B"))
     alpha = printers.new(generic_printer("SER-A"))
     beta = printers.new(generic_printer("SER-B"))
-
-    def check_routing() -> None:
-        for printer, port, seed in ((alpha, port_a, 5), (beta, port_b, 6)):
-            wait_for(lambda p=port: port_accepts(p), 10)
-            printer.clear()
-            job = payload(9_001, seed)
-            send_with_nc(port, job)
-            assert printer.wait_received(len(job), timeout=20) == job
+    routes = [(alpha, port_a), (beta, port_b)]
 
     alpha.plug()
     beta.plug()
     first = (alpha.lp_path, alpha.usb_device.name, beta.lp_path, beta.usb_device.name)
-    check_routing()
+    check_routing(routes)
     alpha.unplug()
     beta.unplug()
     wait_for(lambda: refuses(port_a) and refuses(port_b), 10)
@@ -208,7 +203,7 @@ def test_two_identical_models_keep_their_ports_across_replug_in_the_other_order(
     second = (alpha.lp_path, alpha.usb_device.name, beta.lp_path, beta.usb_device.name)
     print(f"first plug: {first}; second plug: {second}")
     assert first[0] == second[2] and first[2] == second[0]  # lp nodes swapped
-    check_routing()
+    check_routing(routes)
 
 
 def test_printers_without_serial_are_added_once_and_keep_their_ports_by_usb_path(printers,
@@ -222,7 +217,7 @@ def test_printers_without_serial_are_added_once_and_keep_their_ports_by_usb_path
     udcs = {one.name: one.udc, two.name: two.udc}
     wait_for(lambda: daemon.config_path.read_text().count("config printer") == 2, 10)
     config = daemon.config_path.read_text()
-    ports = _ports_by_usb_path(config)
+    ports = ports_by_identity(config)
     assert sorted(ports.values()) == [base, base + 1], config
     assert not re.search(r"option serial '.+'", config)
     paths = {one.name: one.usb_device.name, two.name: two.usb_device.name}
@@ -231,22 +226,8 @@ def test_printers_without_serial_are_added_once_and_keep_their_ports_by_usb_path
     two.unplug()
     two.plug(udcs[two.name])  # other order, same sockets
     one.plug(udcs[one.name])
-    for printer, seed in ((one, 7), (two, 8)):
-        port = ports[paths[printer.name]]
-        wait_for(lambda p=port: port_accepts(p), 10)
-        printer.clear()
-        job = payload(5_001, seed)
-        send_with_nc(port, job)
-        assert printer.wait_received(len(job), timeout=20) == job
+    check_routing([(one, ports[paths[one.name]]), (two, ports[paths[two.name]])])
     assert daemon.config_path.read_text() == config  # no further writes: flash is precious
-
-
-def _ports_by_usb_path(config: str) -> dict[str, int]:
-    ports = {}
-    for block in config.split("config printer")[1:]:
-        path = re.search(r"option usb_path '([^']+)'", block).group(1)
-        ports[path] = int(re.search(r"option port '(\d+)'", block).group(1))
-    return ports
 
 
 # --- firmware ------------------------------------------------------------------------------

@@ -1,0 +1,67 @@
+"""The daemon started with its printers already plugged in, as after a router boot or a daemon
+restart: the start-up scan (not a hotplug event) finds them, each printer comes back on its own
+port even when the kernel numbered the lp devices the other way round."""
+
+from __future__ import annotations
+
+from daemon_process import free_port, wait_for
+from printer_gadget import Printer, generic_printer
+from scenario import OwnerView, check_routing, ports_by_identity, start, usb_printer, watching
+
+
+def test_coldplug_on_configured_ports(printers, usbprintd):
+    """Printers plugged in before the daemon starts are served on their configured ports: one
+    known by its serial, one without a serial known by its USB port path."""
+    with_serial = printers.new(generic_printer("COLD-1"), plug=True)
+    without = printers.new(generic_printer(None), plug=True)
+    port_serial, port_path = free_port(), free_port()
+    owner = OwnerView.on_free_port()
+    start(usbprintd,
+          usb_printer("front", port_serial, usb_id="0525:a4a8", serial="COLD-1"),
+          usb_printer("back", port_path, usb_id="0525:a4a8", usb_path=without.usb_device.name),
+          **owner.options)
+    for section, printer in (("front", with_serial), ("back", without)):
+        entry = owner.wait_state(section, "serving", timeout=15)
+        assert entry["device"] == str(printer.lp_path), entry
+    check_routing([(with_serial, port_serial), (without, port_path)])
+
+
+def identity_of(printer: Printer) -> str:
+    """What its section is found by: the serial, or the USB port path when it has none."""
+    return printer.model.identity.serial or printer.usb_device.name
+
+
+def test_reboot_renumbered_keeps_ports(printers, usbprintd):
+    """Four printers of one model (two with serials, two without) present at start: the daemon
+    adds them, is stopped, and the printers come back in the opposite order, so every lp number
+    changes and the two with serials also swap USB ports. The next start puts each printer on
+    the port it had, from the configuration the first start wrote, without writing again."""
+    fleet = [printers.new(generic_printer(serial)) for serial in ("SER-A", "SER-B", None, None)]
+    alpha, beta, gamma, delta = fleet
+    for printer in fleet:
+        printer.plug()
+    udc = {printer.name: printer.udc for printer in fleet}
+    lp_before = {printer.name: printer.lp_path for printer in fleet}
+    base = free_port()
+    first = start(usbprintd, autoadd="1", base_port=str(base))
+    wait_for(lambda: first.config_path.read_text().count("config printer") == len(fleet), 20)
+    ports = ports_by_identity(first.config_path.read_text())
+    assert sorted(ports.values()) == list(range(base, base + len(fleet))), ports
+    routes = [(printer, ports[identity_of(printer)]) for printer in fleet]
+    check_routing(routes)
+    assert first.stop() == 0
+    config = first.config_path.read_text()
+
+    for printer in fleet:
+        printer.unplug()
+    delta.plug(udc[delta.name])  # no serial: the same USB ports as before
+    gamma.plug(udc[gamma.name])
+    beta.plug(udc[alpha.name])  # serials: each on the other's USB port
+    alpha.plug(udc[beta.name])
+    lp_after = {printer.name: printer.lp_path for printer in fleet}
+    print(f"lp nodes before: {lp_before}; after: {lp_after}")
+    assert all(lp_after[name] != lp_before[name] for name in lp_before)
+
+    second = watching(usbprintd(config))
+    check_routing(routes)
+    assert second.config_path.read_text() == config  # nothing re-added: flash is precious
