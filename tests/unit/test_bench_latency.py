@@ -56,4 +56,4 @@ def test_the_e2e_harness_flat_file_in_milliseconds_is_read_with_its_unit(tmp_pat
     text = latency_markdown(latencies)
     assert "| USB plug → port accepting | ms | 451 | 1 |" in text
     assert "| USB unplug → connection refused | ms | 24 | 1 |" in text
-    assert "| Firmware upload start → port serving | ms | 1517 | 1 |" in text
+    assert "| USB plug → port serving, firmware printer | ms | 1517 | 1 |" in text

@@ -24,6 +24,7 @@ sys.path.insert(0, str(PROJECT / "tests" / "integration"))
 from daemon_process import DaemonProcess  # noqa: E402  (the integration tests' launcher)
 
 RESULTS_ENV = "USBPRINTD_E2E_RESULTS"
+FIGURES_FILE = "latency.json"  # the host merges it into tests/e2e/.cache/ for `make bench`
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
@@ -44,6 +45,28 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     }
     with open(Path(results) / "results.jsonl", "a") as stream:
         stream.write(json.dumps(record) + "\n")
+
+
+class Figures:
+    """Figures measured on the real kernel (latencies, memory), as samples per key; the key's
+    suffix is the unit (`_ms`, `_mib`). Saved to the results share after every sample, so a
+    guest that dies later still leaves them; never asserted tightly."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        self.samples: dict[str, list[float]] = {}
+
+    def add(self, key: str, value: float) -> None:
+        self.samples.setdefault(key, []).append(round(value, 2))
+        if self.path is not None:
+            data = {"kernel": os.uname().release, "figures": self.samples}
+            self.path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+@pytest.fixture(scope="session")
+def figures() -> Figures:
+    results = os.environ.get(RESULTS_ENV)
+    return Figures(Path(results) / FIGURES_FILE if results else None)
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import subprocess
 import threading
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -118,6 +119,7 @@ class Printer:
         self._channel: DeviceChannel | None = None
         self._received = bytearray()
         self._firmware_end: int | None = None  # offset in _received where print data starts
+        self._first_data_at: float | None = None  # time.monotonic() of the first byte
         self._changed = threading.Condition()
         self._status = STATUS_SELECTED | STATUS_NOT_ERROR
         self._holding = False
@@ -132,6 +134,8 @@ class Printer:
         if not self.gadget.exists:
             self.gadget.create()
         node = self.gadget.bind(udc or self.stack.free_udc())
+        with self._changed:
+            self._first_data_at = None
         self._channel = DeviceChannel(node, self._on_data)
         self._channel.hold(self._holding)
         default = self._status == STATUS_SELECTED | STATUS_NOT_ERROR  # what open() sets
@@ -154,10 +158,15 @@ class Printer:
         plug into the same port."""
         udc = self.gadget.udc
         self.unplug()
+        self.forget_firmware()
+        return self.plug(udc)
+
+    def forget_firmware(self) -> None:
+        """What losing power does to these printers: the blob and any live ID change are gone
+        (call while unplugged, then plug again)."""
         self.gadget.pnp_string = self.model.pnp_string
         with self._changed:
             self._firmware_end = None
-        return self.plug(udc)
 
     def remove(self) -> None:
         """Unplug and delete the gadget from configfs (test teardown)."""
@@ -192,6 +201,8 @@ class Printer:
     def _on_data(self, data: bytes) -> None:
         firmware = self.model.firmware
         with self._changed:
+            if self._first_data_at is None:
+                self._first_data_at = time.monotonic()
             self._received += data
             if firmware and self._firmware_end is None and len(self._received) >= firmware.size:
                 self._firmware_end = firmware.size
@@ -218,8 +229,16 @@ class Printer:
                 raise TimeoutError(f"{self.name}: {got} of {size} bytes after {timeout} s{hint}")
         return self.received(after_firmware)
 
+    @property
+    def first_data_at(self) -> float | None:
+        """time.monotonic() when the device side read the first byte since the last plug() or
+        clear(): for a firmware printer, when the upload reached the printer."""
+        with self._changed:
+            return self._first_data_at
+
     def clear(self) -> None:
         with self._changed:
+            self._first_data_at = None
             self._received.clear()
             self._firmware_end = 0 if self._firmware_end is not None else None
 
