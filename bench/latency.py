@@ -1,4 +1,4 @@
-"""Figures from the real kernel (latencies) come from the end-to-end
+"""Figures from the real kernel (latencies and memory with USB on) come from the end-to-end
 harness (QEMU guest with a real USB stack), not from this benchmark: it only reports what that
 harness recorded, and says so when nothing is there. It never makes numbers up.
 
@@ -44,8 +44,9 @@ LABELS = {
     "firmware_to_serving": "USB plug → port serving, firmware printer",
     "firmware_upload_to_serving": ("Firmware upload start (first byte at the printer) → port "
                                    "serving"),
+    "rss_idle_usb_web_mdns": "RSS idle, USB + web + mDNS on (real kernel)",
 }
-UNITS = {"_ms": "ms", "_s": "s"}
+UNITS = {"_ms": "ms", "_s": "s", "_mib": "MiB"}
 
 
 def label_and_unit(key: str) -> tuple[str, str]:
@@ -164,7 +165,7 @@ def latency_markdown(latencies: Latencies | None) -> str:
     title = "Real-kernel figures (end-to-end harness, QEMU guest)"
     if latencies is None:
         return (f"{title}: {NOT_MEASURED} (plug → accepting, unplug → refused, firmware printer "
-                f"plug and upload → serving; no "
+                f"plug and upload → serving, idle RSS with USB + web + mDNS; no "
                 f"{LATENCY_FILE.relative_to(REPO)}; `make e2e` writes it)")
     lines = [f"{title}, from {latencies.source} (not measured by this run):", "",
              "| Figure | Unit | Median (min-max) | Runs | Measured |", "|---|---|---:|---:|---|"]

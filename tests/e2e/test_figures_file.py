@@ -10,6 +10,7 @@ FULL_RUN = {"kernel": "6.1.0-28-amd64", "figures": {
     "plug_to_accepting_ms": [433.1, 440.2, 425.0],
     "unplug_to_refused_ms": [16.4, 15.0, 18.2],
     "firmware_upload_to_serving_ms": [240.0],
+    "rss_idle_usb_web_mdns_mib": [23.4],
 }}
 
 
@@ -41,9 +42,11 @@ def test_the_report_says_per_figure_when_and_on_what_it_was_measured():
             "commit 1fd4f0b, kernel 6.1.0-28-amd64 |") in text
     assert "| USB unplug → connection refused | ms | 12 | 1 | 2026-11-22 10:00 UTC, " \
            "commit abc1234, kernel k2 |" in text
+    assert "| RSS idle, USB + web + mDNS on (real kernel) | MiB | 23.4 | 1 |" in text
 
 
 def test_terminal_lines_give_median_and_range_with_units():
     lines = figure_lines(parse_latencies(FULL_RUN, "run"))
     assert "USB plug → port accepting: 433 ms (425-440, 3 runs)" in lines
     assert "Firmware upload start (first byte at the printer) → port serving: 240 ms" in lines
+    assert "RSS idle, USB + web + mDNS on (real kernel): 23.4 MiB" in lines

@@ -1,12 +1,19 @@
 """The daemon started with its printers already plugged in, as after a router boot or a daemon
 restart: the start-up scan (not a hotplug event) finds them, each printer comes back on its own
-port even when the kernel numbered the lp devices the other way round."""
+port even when the kernel numbered the lp devices the other way round, and the idle memory of
+a daemon with everything on is measured on the real USB stack."""
 
 from __future__ import annotations
 
-from daemon_process import free_port, wait_for
+import statistics
+import time
+
+from daemon_process import free_port, port_accepts, wait_for
 from printer_gadget import Printer, generic_printer
 from scenario import OwnerView, check_routing, ports_by_identity, start, usb_printer, watching
+
+RSS_SETTLE_SECONDS = 3  # zeroconf's first announcements are over by then
+RSS_SANITY_MIB = 64  # a bound that catches a leak or a runaway import, not a target
 
 
 def test_coldplug_on_configured_ports(printers, usbprintd):
@@ -65,3 +72,29 @@ def test_reboot_renumbered_keeps_ports(printers, usbprintd):
     second = watching(usbprintd(config))
     check_routing(routes)
     assert second.config_path.read_text() == config  # nothing re-added: flash is precious
+
+
+def test_idle_rss_usb_web_mdns(printers, usbprintd, figures):
+    """The daemon's resident memory with one USB printer served, the web page on and mDNS on,
+    once idle: the router-like configuration the host benchmark cannot measure (no USB)."""
+    printer = printers.new(generic_printer("RSS-1"), plug=True)
+    port = free_port()
+    owner = OwnerView.on_free_port()
+    daemon = start(usbprintd, usb_printer("office", port, usb_id="0525:a4a8", serial="RSS-1",
+                                          bind="", mdns="1"),
+                   mdns="1", **owner.options)
+    wait_for(lambda: port_accepts(port), 15)
+    assert owner.wait_state("office", "serving")["device"] == str(printer.lp_path)
+    check_routing([(printer, port)])
+    announcer = daemon.wait_log(r"mDNS: announcing with ", timeout=15)
+    daemon.wait_log(r"mDNS: announcing Office", timeout=15)  # it did announce the printer
+    time.sleep(RSS_SETTLE_SECONDS)
+    samples = []
+    for _ in range(3):
+        samples.append(daemon.rss_kib() / 1024)
+        time.sleep(0.5)
+    rss = statistics.median(samples)
+    figures.add("rss_idle_usb_web_mdns_mib", rss)
+    print(f"idle VmRSS {', '.join(f'{s:.1f}' for s in samples)} MiB; {announcer}")
+    assert daemon.alive
+    assert rss < RSS_SANITY_MIB
