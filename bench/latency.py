@@ -49,12 +49,22 @@ LABELS = {
 UNITS = {"_ms": "ms", "_s": "s", "_mib": "MiB"}
 
 
-def label_and_unit(key: str) -> tuple[str, str]:
+def _base_and_unit(key: str) -> tuple[str, str]:
     for suffix, unit in UNITS.items():
         if key.endswith(suffix):
-            base = key[: -len(suffix)]
-            return LABELS.get(base, base), unit
-    return LABELS.get(key, key), ""
+            return key[: -len(suffix)], unit
+    return key, ""
+
+
+def label_and_unit(key: str) -> tuple[str, str]:
+    base, unit = _base_and_unit(key)
+    return LABELS.get(base, base), unit
+
+
+def _reading_order(key: str) -> tuple[int, str]:
+    """Known figures in the order of LABELS (plug, unplug, firmware, memory), others after."""
+    base = _base_and_unit(key)[0]
+    return (list(LABELS).index(base) if base in LABELS else len(LABELS), key)
 
 
 @dataclass(frozen=True)
@@ -103,7 +113,7 @@ def parse_latencies(data: Any, source: str) -> Latencies | None:
     if not isinstance(figures, dict):
         return None
     rows, provenance = {}, {}
-    for key, value in figures.items():
+    for key, value in sorted(figures.items(), key=lambda item: _reading_order(item[0])):
         summary = Summary.of(_samples(value))
         if summary is not None:
             rows[key] = summary

@@ -50,3 +50,13 @@ def test_terminal_lines_give_median_and_range_with_units():
     assert "USB plug → port accepting: 433 ms (425-440, 3 runs)" in lines
     assert "Firmware upload start (first byte at the printer) → port serving: 240 ms" in lines
     assert "RSS idle, USB + web + mDNS on (real kernel): 23.4 MiB" in lines
+
+
+def test_figures_are_listed_plug_first_memory_last_whatever_the_file_order():
+    lines = figure_lines(parse_latencies({"figures": {
+        "rss_idle_usb_web_mdns_mib": 23.4, "firmware_upload_to_serving_ms": 240.0,
+        "some_new_figure_ms": 1.0, "plug_to_accepting_ms": 433.0}}, "run"))
+    assert [line.split(":")[0] for line in lines] == [
+        "USB plug → port accepting",
+        "Firmware upload start (first byte at the printer) → port serving",
+        "RSS idle, USB + web + mDNS on (real kernel)", "some_new_figure"]
