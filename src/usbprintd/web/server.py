@@ -46,12 +46,14 @@ class _RequestBody:
         return remaining if size is None or size < 0 else min(size, remaining)
 
     def read(self, size: int | None = -1) -> bytes:
-        data = self._stream.read(self._allowance(size)) if self._allowance(size) else b""
+        allowance = self._allowance(size)
+        data = self._stream.read(allowance) if allowance else b""
         self.consumed += len(data)
         return data
 
     def readline(self, size: int | None = -1) -> bytes:
-        data = self._stream.readline(self._allowance(size)) if self._allowance(size) else b""
+        allowance = self._allowance(size)
+        data = self._stream.readline(allowance) if allowance else b""
         self.consumed += len(data)
         return data
 
