@@ -112,7 +112,7 @@ def _login_hint(settings: GlobalSettings) -> str:
         return "a router account, e.g. root with the router's password"
     if not settings.password_hash:
         return "no password set yet: run 'usbprintd set-password'"
-    return "the password set with 'usbprintd set-password'"
+    return "the configured password ('usbprintd set-password' changes it)"
 
 
 def create_service(core: Core) -> WebService:
