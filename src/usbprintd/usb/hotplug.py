@@ -45,6 +45,14 @@ def found_printer(device: Any) -> FoundPrinter | None:
     return FoundPrinter(devpath=device.device_path, node=node, identity=identity)
 
 
+def _describe(device: Any) -> str:
+    """An event for the log, even one whose fields pyudev cannot decode (it raises again)."""
+    try:
+        return f"{device.action} {device.device_path}"
+    except Exception:
+        return "with an undecodable field"
+
+
 class UdevWatcher:
     """Calls `on_add(FoundPrinter)`, `on_remove(devpath)`, `on_usb_change()` (any usb device or
     interface event) and `on_overflow()` (events were lost) from the event loop."""
@@ -109,7 +117,7 @@ class UdevWatcher:
             try:
                 self._dispatch(device)
             except Exception:  # one odd event must not stop hotplug
-                log.exception("handling USB event %s %s", device.action, device.device_path)
+                log.exception("handling USB event %s failed; it is skipped", _describe(device))
 
     def _dispatch(self, device: Any) -> None:
         action, subsystem = device.action, device.subsystem
