@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import json
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -163,34 +166,30 @@ def test_bodies_within_the_limit_are_still_read(web):
 
 
 
-def send_until_cut_off(port: int, piece: int, pause: float) -> tuple[float, int]:
-    """Ask with a huge body, read the 413, then keep sending: (seconds, bytes) until the
-    server closes the connection."""
-    import time
+@dataclass
+class SteppingClock:
+    """Stands in for the server's clock: every reading is `step` seconds after the one before,
+    so a time limit runs out after a known number of readings however busy the machine is
+    (`step=0` is a clock that never moves)."""
 
-    with socket.create_connection(("127.0.0.1", port), timeout=ANSWER_TIMEOUT) as sock:
-        sock.sendall(b"POST /api/login HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
-                     % HUGE)
-        assert read_answer(sock)[0] == 413
-        started, sent = time.monotonic(), 0
-        try:
-            while sent < HUGE:
-                sock.sendall(b"\0" * piece)
-                sent += piece
-                time.sleep(pause)
-        except OSError:  # reset: the server stopped dropping and closed
-            return time.monotonic() - started, sent
-    raise AssertionError("the server took the whole refused body")
+    step: float
+    readings: list[float] = field(default_factory=list)
+
+    def monotonic(self) -> float:
+        now = len(self.readings) * self.step
+        self.readings.append(now)
+        return now
 
 
-@pytest.mark.parametrize("seconds, max_bytes, piece, pause", [
-    (1.0, 16 * 1024 * 1024, 4096, 0.005),  # a slow sender is cut off by the time limit
-    (60.0, 1024 * 1024, 65536, 0.0),  # a fast one by the byte limit
-])
-def test_dropping_a_refused_body_is_bounded(monkeypatch, seconds, max_bytes, piece, pause):
+@contextmanager
+def refusing_server(monkeypatch, clock: SteppingClock, seconds: float,
+                    max_bytes: int) -> Iterator[int]:
+    """A web server that refuses every body by its headers and drops the rest of it with the
+    given limits on `clock`; yields its port."""
     from usbprintd.web import server
     from usbprintd.web.limits import with_body_limits
 
+    monkeypatch.setattr(server, "time", clock)
     monkeypatch.setattr(server, "DROP_MAX_SECONDS", seconds)
     monkeypatch.setattr(server, "DROP_MAX_BYTES", max_bytes)
 
@@ -200,8 +199,65 @@ def test_dropping_a_refused_body_is_bounded(monkeypatch, seconds, max_bytes, pie
     web = server.WebServer(with_body_limits(never_called), "127.0.0.1", 0)
     web.start()
     try:
-        elapsed, sent = send_until_cut_off(web.port, piece, pause)
+        yield web.port
     finally:
         web.stop()
-    assert elapsed < min(seconds, 3.0) + 2.0
-    assert sent < max_bytes + 8 * 1024 * 1024  # what was dropped, plus socket buffers
+
+
+CLIENT_SEND_BUFFER = 64 * 1024
+
+
+def largest_receive_buffer() -> int:
+    """The size TCP may grow the server's receive buffer to."""
+    return int(Path("/proc/sys/net/ipv4/tcp_rmem").read_text().split()[2])
+
+
+def buffered_at_most(sock: socket.socket) -> int:
+    """The most body bytes that can sit between the client's sendall and the server's reads:
+    the client's send buffer and the server's receive buffer."""
+    return sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) + largest_receive_buffer()
+
+
+def send_until_cut_off(port: int, declared: int) -> tuple[int, int]:
+    """Ask with a body of `declared` bytes, read the 413, then keep sending the body until the
+    server resets the connection: (bytes sent, bytes the kernels may have buffered).
+
+    Only a reset counts as being cut off: a server that stops reading without closing makes
+    sendall time out, and that TimeoutError fails the test."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, CLIENT_SEND_BUFFER)
+        sock.settimeout(ANSWER_TIMEOUT)
+        sock.connect(("127.0.0.1", port))
+        sock.sendall(b"POST /api/login HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+                     % declared)
+        assert read_answer(sock)[0] == 413
+        sent, piece = 0, b"\0" * 65536
+        try:
+            while sent < declared:
+                sock.sendall(piece[:declared - sent])
+                sent += min(len(piece), declared - sent)
+        except (ConnectionResetError, BrokenPipeError):  # the server stopped dropping, closed
+            return sent, buffered_at_most(sock)
+    raise AssertionError("the server took the whole refused body")
+
+
+def test_dropping_a_refused_body_stops_when_its_time_is_up(monkeypatch):
+    """With no byte limit short of the body, only the clock can end the drop: the server closes
+    at its first reading at or past the deadline, not before."""
+    clock = SteppingClock(step=1.0)
+    with refusing_server(monkeypatch, clock, seconds=10.0, max_bytes=HUGE) as port:
+        send_until_cut_off(port, HUGE)
+    assert len(clock.readings) >= 2, clock.readings
+    deadline = clock.readings[0] + 10.0
+    assert clock.readings[-2] < deadline <= clock.readings[-1], clock.readings
+
+
+def test_dropping_a_refused_body_stops_after_its_byte_limit(monkeypatch):
+    """On a clock that never moves, only the byte limit can end the drop: the client is cut off
+    after the limit plus what the socket buffers held, well short of its body."""
+    max_bytes = 1024 * 1024
+    declared = 2 * (max_bytes + 2 * CLIENT_SEND_BUFFER + largest_receive_buffer())
+    clock = SteppingClock(step=0.0)
+    with refusing_server(monkeypatch, clock, seconds=10.0, max_bytes=max_bytes) as port:
+        sent, buffered = send_until_cut_off(port, declared)
+    assert sent <= max_bytes + buffered
