@@ -9,7 +9,7 @@ import errno
 import logging
 import os
 import socket
-import time
+import threading
 from collections.abc import Callable
 from itertools import pairwise
 from pathlib import Path
@@ -547,7 +547,7 @@ def test_status_answer_after_a_job_started_is_dropped():
 
 
 def test_status_query_of_a_stalled_job_survives_the_job_closing_its_fd_and_the_number_reused():
-    lp = FakeLp(status=0x30)
+    lp = FakeLp(status=0x30, ioctl_delay=0.3)
     ops = FakeOps(lp0=lp)
 
     async def scenario():
@@ -555,22 +555,53 @@ def test_status_query_of_a_stalled_job_survives_the_job_closing_its_fd_and_the_n
         server = SimpleNamespace(active=object(), channel_fd=job_fd)
         worker = BlockingWorker()
         try:
-            busy = asyncio.get_running_loop().create_task(worker.call(lambda: time.sleep(0.3)))
             read = asyncio.get_running_loop().create_task(
                 lone_printer(server, ops, worker)._read_status())
-            await asyncio.sleep(0.05)  # the status query waits behind the busy worker
-            os.close(job_fd)  # the job ends; its fd number goes to someone else
+            assert await asyncio.to_thread(lp.ioctl_started.wait, 2)  # the printer is slow
+            os.close(job_fd)  # the job ends meanwhile; its fd number goes to someone else
             reused = os.open(os.devnull, os.O_RDONLY)
             assert reused == job_fd
             try:
                 assert await read == 0x30  # asked through the worker's own dup
             finally:
                 os.close(reused)
-            await busy
         finally:
             worker.stop()
         assert lp.status_reads == 1
         await until(lambda: not lp.is_open)  # the dup was the last reference; it is closed
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("during_a_job", [False, True])
+def test_no_status_read_waits_behind_a_slow_printer_holding_the_device(during_a_job):
+    """usblp allows one opener: an fd queued behind another printer's slow call would keep
+    this printer's device from its next job for as long as that call takes."""
+    lp = FakeLp(status=0x30)
+    ops = FakeOps(lp0=lp)
+    gate = threading.Event()
+
+    async def scenario():
+        job_fd = ops.open("/dev/usb/lp0") if during_a_job else None
+        server = SimpleNamespace(active=object() if during_a_job else None, channel_fd=job_fd)
+        worker = BlockingWorker()
+        opens = lp.opens
+        try:
+            slow = asyncio.get_running_loop().create_task(worker.call(lambda: gate.wait(5)))
+            await until(lambda: worker.busy)
+            assert await lone_printer(server, ops, worker)._read_status() is None
+            assert lp.opens == opens and lp.status_reads == 0
+            if during_a_job:
+                os.close(job_fd)
+                await until(lambda: not lp.is_open)  # no dup left holding the device
+            gate.set()
+            assert await slow
+            assert not worker.busy
+            assert await lone_printer(SimpleNamespace(active=None, channel_fd=None), ops,
+                                      worker)._read_status() == 0x30
+        finally:
+            gate.set()
+            worker.stop()
 
     asyncio.run(scenario())
 

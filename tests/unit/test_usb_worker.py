@@ -157,3 +157,57 @@ def test_answer_for_a_closed_loop_is_not_an_error():
     worker.stop()
     thread.join(2)
     assert not thread.is_alive()
+
+
+def test_a_thread_that_could_not_start_is_started_by_the_next_call(monkeypatch):
+    """Out of memory once must not leave a queue nobody serves: every later USB call would
+    wait for ever, each holding its printer's device open."""
+    real_start = threading.Thread.start
+    failures = iter([RuntimeError("can't start new thread")])
+
+    def start_once_failing(thread: threading.Thread) -> None:
+        error = next(failures, None)
+        if error is not None:
+            raise error
+        real_start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", start_once_failing)
+
+    async def scenario():
+        worker = BlockingWorker()
+        try:
+            fd = os.open(os.devnull, os.O_RDONLY)
+            with pytest.raises(RuntimeError, match="can't start"):
+                await worker.query_fd(fd, lambda fd: fd)
+            assert not is_open(fd) and not worker.busy and not worker.started
+            assert await asyncio.wait_for(worker.call(lambda: "answered"), 5) == "answered"
+        finally:
+            worker.stop()
+
+    asyncio.run(scenario())
+
+
+def test_busy_while_a_call_runs_or_waits_and_not_after():
+    gate = threading.Event()
+
+    async def scenario():
+        worker = BlockingWorker()
+        try:
+            assert not worker.busy
+            running = asyncio.get_running_loop().create_task(worker.call(lambda: gate.wait(5)))
+            waiting = asyncio.get_running_loop().create_task(worker.call(lambda: "second"))
+            await asyncio.sleep(0)
+            assert worker.busy
+            waiting.cancel()  # the caller leaves; its call still counts until the worker skips it
+            gate.set()
+            assert await running
+            for _ in range(100):
+                if not worker.busy:
+                    break
+                await asyncio.sleep(0.01)
+            assert not worker.busy
+        finally:
+            gate.set()
+            worker.stop()
+
+    asyncio.run(scenario())

@@ -316,7 +316,11 @@ class UsbPrinter:
 
     def _status_fd(self, job: tuple[PrintServer, object] | None) -> int | None:
         """An fd for the worker to own: a dup() of a stalled job's fd (the job may close its
-        own meanwhile), or a brief open of its own between jobs."""
+        own meanwhile), or a brief open of its own between jobs. None while the worker is busy
+        with another call (a slow printer): usblp allows one opener, and an fd waiting its turn
+        would keep this printer's device from the next job, which then could not open it."""
+        if self.worker.busy:
+            return None
         if job is not None:
             fd = job[0].channel_fd
             try:
@@ -349,6 +353,7 @@ def _status(ops: LpOps, node: str, fd: int) -> int | None:
     except OSError as err:
         log.debug("%s: status: %s", node, err)
         return None
+
 
 
 def _probe(ops: LpOps, node: str, fd: int) -> tuple[str | None, int | None]:

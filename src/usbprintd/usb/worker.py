@@ -37,6 +37,8 @@ class _Call:
     fd: int | None  # the worker's to close
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[Any]
+    counter: _InFlight
+    released: bool = False
 
     def run(self) -> None:
         """On the worker thread: call, release the fd, then post the outcome to the loop."""
@@ -56,11 +58,34 @@ class _Call:
 
     def release(self) -> None:
         """Close the fd before the loop hears the answer: usblp allows one opener, and the loop
-        may want the device again at once."""
+        may want the device again at once. Once per call, on whichever thread ends it."""
+        if self.released:
+            return
+        self.released = True
         if self.fd is not None:
             with contextlib.suppress(OSError):
                 os.close(self.fd)
             self.fd = None
+        self.counter.finished()
+
+
+class _InFlight:
+    """Calls submitted and not yet over, counted across the loop and the worker thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._count = 0
+
+    def started(self) -> None:
+        with self._lock:
+            self._count += 1
+
+    def finished(self) -> None:
+        with self._lock:
+            self._count -= 1
+
+    def __bool__(self) -> bool:
+        return self._count > 0
 
 
 def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
@@ -79,10 +104,16 @@ class BlockingWorker:
         self.name = name
         self._calls: queue.SimpleQueue[_Call | None] | None = None
         self._thread: threading.Thread | None = None
+        self._in_flight = _InFlight()
 
     @property
     def started(self) -> bool:
         return self._thread is not None
+
+    @property
+    def busy(self) -> bool:
+        """A call is running or waiting: a new one would wait its turn."""
+        return bool(self._in_flight)
 
     async def call(self, function: Callable[[], T]) -> T:
         """`function()` on the worker thread; its exception, if any, is raised here."""
@@ -109,7 +140,8 @@ class BlockingWorker:
 
     async def _submit(self, function: Callable[[], T], fd: int | None) -> T:
         loop = asyncio.get_running_loop()
-        call = _Call(function, fd, loop, loop.create_future())
+        self._in_flight.started()
+        call = _Call(function, fd, loop, loop.create_future(), self._in_flight)
         try:
             self._queue().put(call)
         except BaseException:  # the thread could not start: the fd is still ours to close
@@ -121,11 +153,13 @@ class BlockingWorker:
             call.future.cancel()  # when the caller is cancelled: the worker skips the call
 
     def _queue(self) -> queue.SimpleQueue[_Call | None]:
+        """The queue of the running thread; a thread that could not start (no memory) is
+        tried again by the next call instead of leaving a queue nobody serves."""
         if self._calls is None:
-            self._calls = queue.SimpleQueue()
-            self._thread = threading.Thread(target=_serve, args=(self._calls,), name=self.name,
-                                            daemon=True)
-            self._thread.start()
+            calls: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
+            thread = threading.Thread(target=_serve, args=(calls,), name=self.name, daemon=True)
+            thread.start()
+            self._calls, self._thread = calls, thread
             log.debug("started the %s thread", self.name)
         return self._calls
 
