@@ -8,7 +8,6 @@ import os
 import shlex
 import shutil
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -118,7 +117,7 @@ emit("J", document)
 """
 
 UBUS = """#!/bin/sh
-echo "ubus $*" >> "$UBUS_CALLS"
+printf 'ubus\t\t%s\n' "$*" >> "$CALLS"
 """
 
 UCI = """#!/bin/sh
@@ -136,18 +135,9 @@ class Call:
 @dataclass
 class InitRun:
     calls: list[Call]
-    ubus_log: Path
 
     def named(self, function: str) -> list[Call]:
         return [c for c in self.calls if c.function == function]
-
-    def ubus_calls(self, timeout: float = 0.0) -> list[str]:
-        deadline = time.monotonic() + timeout
-        while True:
-            lines = self.ubus_log.read_text().splitlines() if self.ubus_log.exists() else []
-            if lines or time.monotonic() >= deadline:
-                return lines
-            time.sleep(0.1)
 
 
 @pytest.fixture
@@ -179,7 +169,6 @@ def run_init(tmp_path: Path):
         else:
             running_flag.unlink(missing_ok=True)
         env = {**os.environ, "STANDINS": str(standins), "CALLS": str(calls),
-               "UBUS_CALLS": str(tmp_path / f"ubus-{action}.log"),
                "STANDIN_RUNNING": str(running_flag),
                "UCI_FIRMWARE_DIR": str(run.firmware_dir),
                "PATH": f"{bindir}:{os.environ['PATH']}"}
@@ -190,7 +179,7 @@ def run_init(tmp_path: Path):
         lines = calls.read_text().splitlines() if calls.exists() else []
         parsed = [Call(fields[0], fields[1], fields[2:])
                   for fields in (line.split("\t") for line in lines)]
-        return InitRun(parsed, tmp_path / f"ubus-{action}.log")
+        return InitRun(parsed)
 
     run.mdns_file = mdns_file
     run.firmware_dir = tmp_path / "etc/usbprintd/firmware"
@@ -340,16 +329,27 @@ def test_announce_refreshes_the_mdns_data_of_a_running_daemon_only(run_init) -> 
     assert replay(stopped.calls) == []  # a stopped service is never started by the daemon
 
 
-def test_stop_lets_umdns_drop_the_printers_once_the_daemon_has_ended(run_init) -> None:
-    """umdns announces what running instances carry: reloading it before the daemon has exited
-    (a slow router) would keep the printers announced."""
+def test_stop_withdraws_the_printers_before_procd_ends_the_daemon(run_init) -> None:
+    """umdns announces what running instances carry: the instance is submitted again without
+    mDNS data and umdns reloaded while the daemon still runs, then procd ends it. Nothing is
+    left running in the background (it would hold the script's lock through a restart)."""
     write_daemon_state(run_init.mdns_file)
     run = run_init("stop")
-    assert [c.args[0] for c in run.named("procd_kill")] == ["usbprintd"]
     assert not run_init.mdns_file.exists()
-    assert run.ubus_calls(timeout=2.5) == []  # the daemon is still winding down
-    run_init.running_flag.unlink()
-    assert run.ubus_calls(timeout=5) == ["ubus call umdns reload"]
+    order = [c.function for c in run.calls
+             if c.function in ("procd_close_instance", "ubus", "procd_kill")]
+    assert order == ["procd_close_instance", "ubus", "procd_kill"]
+    [service] = replay(run.calls)
+    assert "data" not in only_instance(service)
+    assert run.named("ubus")[0].args == ["call umdns reload"]
+
+
+def test_stop_of_a_daemon_that_is_not_running_still_lets_umdns_forget_it(run_init) -> None:
+    write_daemon_state(run_init.mdns_file)
+    run = run_init("stop", running=False)
+    assert replay(run.calls) == []  # nothing submitted: that would start the daemon
+    assert [c.args for c in run.named("ubus")] == [["call umdns reload"]]
+    assert [c.args[0] for c in run.named("procd_kill")] == ["usbprintd"]
 
 
 def test_start_makes_the_firmware_directory_the_package_cannot_ship(run_init) -> None:
