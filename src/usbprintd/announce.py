@@ -45,6 +45,7 @@ DEFAULT_PRIORITY = 50
 TXT_STRING_MAX = 255  # one TXT string: a length byte, then at most 255 bytes (RFC 6763 §6.1)
 DNS_LABEL_MAX = 63  # the instance name is a single DNS label
 REFRESH_DELAY_SECONDS = 0.2  # after a change, how soon the announced set is looked at again
+PUBLISH_RETRY_SECONDS = 30.0  # after a failed publish (umdns restarting, ubus busy)
 RAW_MIME_TYPE = "application/octet-stream"
 
 # IEEE 1284 command-set tokens (CMD:) -> the MIME type a Bonjour `pdl` key lists for them.
@@ -209,7 +210,9 @@ class Announcer(Protocol):
 
     description: str
 
-    def update(self, records: Sequence[ServiceRecord]) -> None: ...
+    def update(self, records: Sequence[ServiceRecord]) -> bool:
+        """False (or an exception) when the set could not be published: tried again later."""
+        ...
 
     def close(self) -> None: ...
 
@@ -258,7 +261,7 @@ class UmdnsAnnouncer:
         the set without the changed entries first puts the goodbye before the announcement."""
         wanted = list(records)
         if wanted == self._published:
-            return
+            return True
         steps = [wanted]
         if self._published:
             kept = [r for r in self._published if r in wanted]
@@ -267,10 +270,11 @@ class UmdnsAnnouncer:
         try:
             for step in steps:
                 self._publish(step)
-        except OSError as err:  # the next update starts from what was last published
+        except OSError as err:  # the retry starts from what was last published
             log.warning("mDNS announcement not refreshed: %s", err)
-            return
+            return False
         log.info("mDNS: announcing %s", ", ".join(r.instance for r in wanted) or "nothing")
+        return True
 
     def _publish(self, records: list[ServiceRecord]) -> None:
         self.write_state(records)
@@ -326,7 +330,7 @@ class ZeroconfAnnouncer:
             properties=dict(record.txt), server=self.server, parsed_addresses=self.addresses,
         )
 
-    def update(self, records: Sequence[ServiceRecord]) -> None:
+    def update(self, records: Sequence[ServiceRecord]) -> bool:
         wanted = {record.instance: self._info(record) for record in records}
         changed = False
         for instance in [i for i in self._registered if i not in wanted]:
@@ -344,6 +348,7 @@ class ZeroconfAnnouncer:
             changed = True
         if changed:
             log.info("mDNS: announcing %s", ", ".join(wanted) or "nothing")
+        return True
 
     def close(self) -> None:
         self._zeroconf.unregister_all_services()
@@ -368,10 +373,11 @@ class NullAnnouncer:
         self.description = f"nothing ({reason})"
         self._told = False
 
-    def update(self, records: Sequence[ServiceRecord]) -> None:
+    def update(self, records: Sequence[ServiceRecord]) -> bool:
         if records and not self._told:
             log.warning("printers are not announced over mDNS: %s", self.reason)
             self._told = True
+        return True
 
     def close(self) -> None:
         pass
@@ -443,8 +449,10 @@ class _Publisher:
     """Runs announcer calls on a thread of their own (they run commands or wait on the network),
     always with the newest wanted set; intermediate sets are skipped."""
 
-    def __init__(self, make_announcer: Callable[[], Announcer]) -> None:
+    def __init__(self, make_announcer: Callable[[], Announcer],
+                 retry_seconds: float = PUBLISH_RETRY_SECONDS) -> None:
         self._make_announcer = make_announcer
+        self.retry_seconds = retry_seconds
         self._pending: list[ServiceRecord] | None = None
         self._stopping = False
         self._wake = threading.Condition()
@@ -469,21 +477,29 @@ class _Publisher:
             log.exception("mDNS announcer could not start")
             announcer = NullAnnouncer("the announcer could not start")
         log.info("mDNS: announcing with %s", announcer.description)
+        unpublished: list[ServiceRecord] | None = None  # to try again, unless a newer set comes
         try:
             while True:
                 with self._wake:
-                    self._wake.wait_for(lambda: self._stopping or self._pending is not None)
+                    self._wake.wait_for(lambda: self._stopping or self._pending is not None,
+                                        None if unpublished is None else self.retry_seconds)
                     records, self._pending = self._pending, None
                     stopping = self._stopping
+                records = records if records is not None else unpublished
                 if records is not None:
-                    try:
-                        announcer.update(records)
-                    except Exception:  # a responder failure must not take the daemon down
-                        log.exception("mDNS update failed")
+                    unpublished = None if _published(announcer, records) else records
                 if stopping:
                     return
         finally:
             announcer.close()
+
+
+def _published(announcer: Announcer, records: list[ServiceRecord]) -> bool:
+    try:
+        return announcer.update(records) is not False
+    except Exception:  # a responder failure must not take the daemon down
+        log.exception("mDNS update failed")
+        return False
 
 
 class AnnounceService:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from usbprintd.announce import (
     PrinterAnnouncement,
     ServiceRecord,
     UmdnsAnnouncer,
+    _Publisher,
     admin_url,
     announced_printers,
     choose_announcer,
@@ -274,6 +276,52 @@ def test_adding_or_removing_printers_needs_one_reload(tmp_path: Path) -> None:
     announcer.update(both)
     announcer.update(first)
     assert [len(s) for s in sets] == [1, 2, 1]
+
+
+@dataclass
+class FlakyAnnouncer:
+    """Fails its first `failures` updates; records every set it was asked to publish."""
+
+    failures: int
+    asked: list[list[str]] = field(default_factory=list)
+    published: threading.Event = field(default_factory=threading.Event)
+    description: str = "flaky"
+
+    def update(self, records) -> bool:
+        self.asked.append([r.instance for r in records])
+        if len(self.asked) <= self.failures:
+            return False
+        self.published.set()
+        return True
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_set_that_could_not_be_published_is_tried_again_until_it_is() -> None:
+    announcer = FlakyAnnouncer(failures=2)
+    publisher = _Publisher(lambda: announcer, retry_seconds=0.01)
+    try:
+        publisher.submit(service_records([announcement(LASERJET_1020_LOADED)]))
+        assert announcer.published.wait(10)
+    finally:
+        publisher.stop()
+    assert len(announcer.asked) == 3 and len({tuple(a) for a in announcer.asked}) == 1
+
+
+def test_a_newer_set_replaces_the_one_waiting_for_its_retry() -> None:
+    announcer = FlakyAnnouncer(failures=1)
+    publisher = _Publisher(lambda: announcer, retry_seconds=3600)  # only a new set wakes it
+    try:
+        publisher.submit(service_records([announcement(LASERJET_1020_LOADED)]))
+        deadline = time.monotonic() + 10
+        while not announcer.asked and time.monotonic() < deadline:  # its first try failed
+            time.sleep(0.01)
+        publisher.submit(service_records([announcement(LASERJET_1320, name="Office")]))
+        assert announcer.published.wait(10)
+    finally:
+        publisher.stop()
+    assert announcer.asked == [["HP LaserJet 1020 @ OpenWrt"], ["Office @ OpenWrt"]]
 
 
 def test_umdns_announcer_retries_after_a_failed_refresh(tmp_path: Path, caplog) -> None:
