@@ -35,7 +35,7 @@ from usbprintd.web.auth import (
     Throttled,
 )
 from usbprintd.web.firmware import FirmwareError, FirmwareStore, known_models
-from usbprintd.web.limits import with_body_limits
+from usbprintd.web.limits import content_length, with_body_limits
 
 log = logging.getLogger(__name__)
 
@@ -540,10 +540,9 @@ class WebApp:
 
     def api_upload_firmware(self, session: Session, name: str) -> HTTPResponse:
         store = self._firmware_store()
-        length_text = request.environ.get("CONTENT_LENGTH") or ""
-        if not length_text.isdigit():
+        length = content_length(request.environ)
+        if not request.environ.get("CONTENT_LENGTH") or length is None:
             return api_error(411, "send the file with a Content-Length")
-        length = int(length_text)
         try:  # the size was checked by limits.py; the server drops a body left unread
             blob = store.save(name, request.environ["wsgi.input"], length)
         except FirmwareError as err:

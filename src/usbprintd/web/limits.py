@@ -26,17 +26,24 @@ def body_limit(method: str, path: str) -> int:
     return MAX_BODY_BYTES
 
 
+def content_length(environ: dict[str, Any]) -> int | None:
+    """The Content-Length header as a number: 0 without one, None when it is not a number
+    (ASCII digits only: '²' passes str.isdigit() but not int())."""
+    text = str(environ.get("CONTENT_LENGTH") or "").strip()
+    if not text:
+        return 0
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
 def body_refusal(environ: dict[str, Any]) -> tuple[int, str] | None:
     """Why the request's body is refused (status, message), or None if it may be read."""
     if environ.get("HTTP_TRANSFER_ENCODING", "").strip():
         return 411, "send the body with a Content-Length (chunked bodies are not accepted)"
-    length_text = str(environ.get("CONTENT_LENGTH") or "").strip()
-    if not length_text:
-        return None
-    if not length_text.isdigit():
+    length = content_length(environ)
+    if length is None:
         return 400, "the Content-Length header is not a number"
     limit = body_limit(str(environ.get("REQUEST_METHOD", "")), str(environ.get("PATH_INFO", "")))
-    if int(length_text) > limit:
+    if length > limit:
         return 413, f"the request body may have at most {limit} bytes here"
     return None
 

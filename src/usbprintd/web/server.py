@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer
 
+from usbprintd.web.limits import content_length
+
 log = logging.getLogger(__name__)
 
 REQUEST_TIMEOUT_SECONDS = 30  # a silent client loses its thread instead of keeping it
@@ -136,10 +138,7 @@ def _declared_length(environ: dict[str, Any]) -> int | None:
     """The body's length by its headers: 0 without one, None when it cannot be known."""
     if environ.get("HTTP_TRANSFER_ENCODING", "").strip():
         return None
-    text = str(environ.get("CONTENT_LENGTH") or "").strip()
-    if not text:
-        return 0
-    return int(text) if text.isdigit() else None
+    return content_length(environ)
 
 
 class _ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
