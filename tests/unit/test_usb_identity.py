@@ -65,6 +65,17 @@ def test_units_sharing_one_serial_keep_their_sections_by_port_whatever_the_plug_
     assert assign_sections([b, a], cfg, {}) == {a.key: "first", b.key: "second"}
 
 
+def test_a_unit_added_with_its_port_path_keeps_it_beside_an_older_serial_only_section():
+    """A section written before port paths were stored (serial only) and one written after
+    (serial and path) for two units sharing a serial: the path decides, whatever the order."""
+    cfg = config(older={"usb_id": "03f0:4117", "serial": "SAME"},
+                 newer={"usb_id": "03f0:4117", "serial": "SAME", "usb_path": "1-2"})
+    x = hp("SAME", path="1-1", node="/dev/usb/lp0")
+    y = hp("SAME", path="1-2", node="/dev/usb/lp1")
+    assert assign_sections([x, y], cfg, {}) == {x.key: "older", y.key: "newer"}
+    assert assign_sections([y, x], cfg, {}) == {x.key: "older", y.key: "newer"}
+
+
 def test_a_printer_moved_to_another_port_is_still_found_by_its_serial():
     cfg = config(mine={"usb_id": "03f0:4117", "serial": "AAA", "usb_path": "1-1"},
                  other={"usb_id": "03f0:4117", "serial": "BBB", "usb_path": "1-2"})

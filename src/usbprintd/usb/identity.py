@@ -80,6 +80,11 @@ def exact_match(identity: UsbIdentity, printer: PrinterSettings) -> bool:
             and (not printer.usb_path or printer.usb_path == identity.usb_path))
 
 
+def serial_and_path_match(identity: UsbIdentity, printer: PrinterSettings) -> bool:
+    """The section gives both a serial and a port path, and both are this printer's."""
+    return bool(printer.serial and printer.usb_path) and exact_match(identity, printer)
+
+
 def serial_match(identity: UsbIdentity, printer: PrinterSettings) -> bool:
     """The section's printer by its serial alone: it moved to another USB port."""
     return (printer.usb_id == identity.usb_id and bool(printer.serial)
@@ -113,7 +118,7 @@ def assign_sections(
         result[candidate.key] = section
         claimed.add(section)
 
-    for matches in (exact_match, serial_match):
+    for matches in (serial_and_path_match, exact_match, serial_match):
         for candidate in candidates:
             if candidate.key in result:
                 continue
