@@ -191,12 +191,13 @@ def service_records(printers: Iterable[PrinterAnnouncement]) -> list[ServiceReco
 
 def admin_url(hostname: str, web_port: int, web_listen: str = "") -> str:
     """Where the web page is reached from the network: '' when the page is off or listens on
-    loopback only, the address itself when it listens on one address."""
+    loopback only, the address itself when it listens on one routable address."""
     if not web_port or not _reachable_from_network(web_listen):
         return ""
     host = f"{hostname}.local"
     address = ipaddress.ip_address(web_listen) if web_listen else None
-    if address is not None and not address.is_unspecified:
+    # a link-local address only means something with its interface: the host name is better
+    if address is not None and not (address.is_unspecified or address.is_link_local):
         host = f"[{address}]" if address.version == 6 else str(address)
     port = "" if web_port == 80 else f":{web_port}"
     return f"http://{host}{port}/"

@@ -170,7 +170,7 @@ def test_admin_url_points_at_the_web_page_or_is_empty_when_it_is_off() -> None:
 @pytest.mark.parametrize(("web_listen", "url"), [
     ("0.0.0.0", "http://OpenWrt.local:631/"), ("::", "http://OpenWrt.local:631/"),
     ("192.168.1.1", "http://192.168.1.1:631/"), ("fd00::1", "http://[fd00::1]:631/"),
-    ("127.0.0.1", ""), ("::1", ""),
+    ("127.0.0.1", ""), ("::1", ""), ("fe80::1%br-lan", "http://OpenWrt.local:631/"),
 ])
 def test_admin_url_is_one_the_network_can_reach(web_listen: str, url: str) -> None:
     assert admin_url("OpenWrt", 631, web_listen) == url
