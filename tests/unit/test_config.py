@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import errno
+import json
+import os
 import socket
+import subprocess
+import sys
 
 import pytest
 
@@ -128,30 +132,60 @@ def test_wildcard_binds_clash_with_the_addresses_they_cover(first, second, clash
     assert binds_overlap(second, first) is clash
 
 
-@pytest.mark.parametrize(("first", "second", "clash"), LISTEN_PAIRS)
-def test_the_kernel_refuses_exactly_the_pairs_the_config_check_calls_clashes(
-    first, second, clash
-):
-    """Ground truth: open both listeners the way the print server does, on one free port."""
-    if ":" in first + second and not socket.has_ipv6:
-        pytest.skip("no IPv6")
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()
+KERNEL_CLASHES_FLAG = "--kernel-clashes"  # run as a script: the child in its own namespace
+
+
+def kernel_clash(first: str, second: str) -> bool:
+    """Whether the kernel refuses listeners on `second` next to listeners on `first`, both
+    opened the way the print server opens them, on one port that is free here."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
     held = open_listeners(first, port)
     try:
         try:
             second_listeners = open_listeners(second, port)
         except OSError as err:
-            assert err.errno == errno.EADDRINUSE and clash, err
-        else:
-            for sock in second_listeners:
-                sock.close()
-            assert not clash
+            if err.errno != errno.EADDRINUSE:
+                raise
+            return True
+        for sock in second_listeners:
+            sock.close()
+        return False
     finally:
         for sock in held:
             sock.close()
+
+
+def network_namespace() -> str:
+    return os.readlink("/proc/self/ns/net")
+
+
+@pytest.fixture(scope="module")
+def kernel_verdicts() -> dict[tuple[str, str], bool]:
+    """`kernel_clash` of every listed pair, asked in a child process in a network namespace of
+    its own (loopback only): the wildcard listeners never appear on this machine's real
+    interfaces, and nothing else there can hold the ports."""
+    unshare = ["unshare", "--net"] + ([] if os.geteuid() == 0 else ["--map-root-user"])
+    pairs = [(first, second) for first, second, _ in LISTEN_PAIRS]
+    child = subprocess.run([*unshare, "--", sys.executable, __file__, KERNEL_CLASHES_FLAG,
+                            network_namespace()],
+                           input=json.dumps(pairs), capture_output=True, text=True, timeout=60)
+    if child.returncode != 0 and child.stderr.startswith("unshare:"):
+        pytest.skip(f"cannot make a network namespace: {child.stderr.strip()}")
+    assert child.returncode == 0, child.stderr
+    return dict(zip(pairs, json.loads(child.stdout), strict=True))
+
+
+@pytest.mark.parametrize(("first", "second", "clash"), LISTEN_PAIRS)
+def test_the_kernel_refuses_exactly_the_pairs_the_config_check_calls_clashes(
+    kernel_verdicts, first, second, clash
+):
+    """Ground truth: the real kernel, with both listeners opened as the print server opens
+    them."""
+    if ":" in first + second and not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    assert kernel_verdicts[(first, second)] is clash
 
 
 def test_a_printer_on_the_web_pages_port_and_address_is_refused_with_the_reason():
@@ -179,3 +213,11 @@ def test_forms_refuse_putting_a_printer_and_the_web_page_on_one_port():
 def test_the_next_free_port_skips_the_web_pages():
     config = parse_config([UciSection("usbprintd", "main", {"web_port": "9100"})])
     assert next_free_port(config) == 9101
+
+
+if __name__ == "__main__" and sys.argv[1:2] == [KERNEL_CLASHES_FLAG]:
+    # In the fresh namespace: bring loopback up, then judge the pairs read from stdin.
+    if network_namespace() == sys.argv[2]:
+        sys.exit("not in a network namespace of its own: nothing is opened")
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    print(json.dumps([kernel_clash(first, second) for first, second in json.load(sys.stdin)]))
