@@ -213,26 +213,41 @@ def test_set_password_on_a_terminal_asks_twice(monkeypatch):
 
 def test_a_form_login_while_the_checks_are_busy_goes_back_with_the_busy_message(tmp_path):
     import io
+    import re
+    from urllib.parse import urlsplit
     from wsgiref.util import setup_testing_defaults
 
     from usbprintd.config import GlobalSettings
-    from usbprintd.web.app import LOGIN_ERRORS, WebApp, find_www
+    from usbprintd.web.app import WebApp, find_www
 
     settings = GlobalSettings(auth="password", password_hash=passwords.hash_password("pw pw pw"),
                               web_listen="127.0.0.1", firmware_dir=str(tmp_path / "fw"))
     web = WebApp(DirectCore(RecordingRegistry(settings)), lambda: settings, find_www())
+
+    def call(method: str, url: str, body: bytes = b"") -> tuple[str, dict[str, str], bytes]:
+        path, _, query = url.partition("?")
+        environ = {"REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": query,
+                   "HTTP_HOST": "127.0.0.1", "wsgi.input": io.BytesIO(body)}
+        if body:
+            environ.update({"CONTENT_TYPE": "application/x-www-form-urlencoded",
+                            "CONTENT_LENGTH": str(len(body))})
+        setup_testing_defaults(environ)
+        started: list[tuple[str, list[tuple[str, str]]]] = []
+        page = b"".join(web.wsgi(environ, lambda s, h, exc_info=None: started.append((s, h))))
+        return started[0][0], dict(started[0][1]), page
+
     running = [web.gate._checks.acquire(blocking=False)
                for _ in range(auth.MAX_CONCURRENT_LOGINS)]  # as if other checks ran now
     assert all(running)
-    body = b"password=pw+pw+pw&next=/log"
-    environ = {"REQUEST_METHOD": "POST", "PATH_INFO": "/api/login", "HTTP_HOST": "127.0.0.1",
-               "CONTENT_TYPE": "application/x-www-form-urlencoded",
-               "CONTENT_LENGTH": str(len(body)), "wsgi.input": io.BytesIO(body)}
-    setup_testing_defaults(environ)
-    started: list[tuple[str, list[tuple[str, str]]]] = []
-    b"".join(web.wsgi(environ, lambda s, h, exc_info=None: started.append((s, h))))
-    status, headers = started[0]
+    status, headers, _ = call("POST", "/api/login", b"password=pw+pw+pw&next=/log")
     assert status.startswith("303")
-    assert dict(headers)["Location"] == "/login?next=/log&error=busy"
-    assert dict(headers)["Retry-After"] == str(auth.BUSY_RETRY_SECONDS)
-    assert "busy" in LOGIN_ERRORS["busy"]
+    assert headers["Location"] == "/login?next=/log&error=busy"
+    assert headers["Retry-After"] == str(auth.BUSY_RETRY_SECONDS)
+
+    # the page the browser lands on shows the same words a scripted login gets as its error
+    location = urlsplit(headers["Location"])
+    status, _, page = call("GET", f"{location.path}?{location.query}")
+    assert status.startswith("200")
+    shown = re.search(rb'<div class="alert-message error" id="login-error">([^<]*)</div>', page)
+    assert shown is not None, page
+    assert shown.group(1).decode() == str(auth.LoginsBusy())
