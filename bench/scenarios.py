@@ -63,6 +63,8 @@ def define_figures(s: Settings) -> dict[str, Figure]:
         Figure("rss_idle_web", "RSS idle, 1 printer, web page on", "MiB", False,
                Target("abs_max", 24.0)),
         Figure("rss_web_served", "RSS after serving the web page once", "MiB", False),
+        Figure("rss_web_used", "RSS after serving every page and API endpoint", "MiB", False,
+               Target("abs_max", 24.0)),
         Figure("rss_bulk_peak", "Peak RSS during the bulk job", "MiB", False),
         Figure("rss_fleet_idle", f"RSS idle, {s.printers} printers", "MiB", False,
                note="p910nd: sum of its processes"),
@@ -192,10 +194,16 @@ def fleet_run(server: Server, s: Settings) -> Measurements:
     }
 
 
-def _fetch_page(port: int) -> str:
-    """The status line of GET / (any answer proves the page is served)."""
+# Every page and read-only endpoint the owner's browser asks for, once each.
+WEB_PATHS = ("/", "/printers/bench0", "/firmware", "/settings", "/log", "/api/printers",
+             "/api/firmware", "/api/settings", "/api/events", "/static/app.js",
+             "/static/style.css")
+
+
+def _fetch_page(port: int, path: str = "/") -> str:
+    """The status line of GET `path` (any answer proves the page is served)."""
     with socket.create_connection((HOST, port), timeout=10) as sock:
-        sock.sendall(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        sock.sendall(f"GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n".encode())
         data = b""
         while chunk := sock.recv(65536):
             data += chunk
@@ -203,17 +211,24 @@ def _fetch_page(port: int) -> str:
 
 
 def web_run(server: Server, s: Settings) -> Measurements:
-    """usbprintd's idle memory with the web page on, and after it served the page once."""
+    """usbprintd's idle memory with the web page on, after it served the page once, and after
+    it served every page and endpoint (the page in use, then idle again)."""
     server.start([Printer("/dev/null", FIRST_PORT)], web_port=WEB_PORT)
     time.sleep(s.settle)
     idle = total_memory(server.pids)
-    status = _fetch_page(WEB_PORT)
+    statuses = [_fetch_page(WEB_PORT)]
     time.sleep(s.settle)
     served = total_memory(server.pids)
+    statuses += [_fetch_page(WEB_PORT, path) for path in WEB_PATHS]
+    time.sleep(s.settle)
+    used = total_memory(server.pids)
     server.stop()
-    if not status.startswith("HTTP/"):
-        raise ServerError(f"web page did not answer properly: {status!r}")
-    return {"rss_idle_web": _mib(idle.rss), "rss_web_served": _mib(served.rss)}
+    wrong = [(path, status) for path, status in zip(("/", *WEB_PATHS), statuses, strict=True)
+             if not status.startswith(("HTTP/1.0 200", "HTTP/1.1 200"))]
+    if wrong:
+        raise ServerError(f"web page did not answer properly: {wrong!r}")
+    return {"rss_idle_web": _mib(idle.rss), "rss_web_served": _mib(served.rss),
+            "rss_web_used": _mib(used.rss)}
 
 
 def slow_sink_path(workdir: Path) -> str:
