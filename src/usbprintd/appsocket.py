@@ -68,6 +68,7 @@ class Client:
     sock: socket.socket
     job: Job
     watched: bool = False  # a hang-up watch is registered while it waits
+    waited: bool = False  # queued behind another job (its connection may have died since)
     silence_timer: asyncio.TimerHandle | None = None  # while it waits without having sent
 
 
@@ -268,9 +269,12 @@ class PrintServer:
         self.on_change()
 
     def _accept_all(self, listener: socket.socket) -> None:
-        """Take every connection the kernel completed, even past the queue limit: closing the
-        port with clients still in its backlog would reset connections that already succeeded.
-        The queue can thus overshoot by at most the backlog; then the port closes."""
+        """Take one connection per wake-up while the queue has room (the listener stays
+        readable while more wait, so the loop comes back for them, and a lone client costs no
+        extra accept that finds nothing). Once the queue is full, take every connection the
+        kernel completed before the port closes: closing it with clients still in its backlog
+        would reset connections that already succeeded. The queue can thus overshoot by at
+        most the backlog."""
         while True:
             try:
                 sock, address = listener.accept()
@@ -283,6 +287,8 @@ class PrintServer:
                 self._accept_paused = False
                 log.info("%s: accepting connections again", self.name)
             self._admit(sock, _client_label(address))
+            if self._has_slot():
+                break
         self._sync_listeners()
 
     def _pause_accepting(self, listener: socket.socket, err: OSError) -> None:
@@ -310,6 +316,7 @@ class PrintServer:
         if self.active is None:
             self._start_next()
         else:
+            client.waited = True
             log.info("%s: job %d from %s queued (%d waiting)", self.name, client.job.id, label,
                      len(self.waiting))
             self._watch_hangup(client)
@@ -381,13 +388,18 @@ class PrintServer:
         resend."""
         while self.waiting:
             client = self.waiting.popleft()
-            error = client.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            error = client.waited and client.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
             if not error:
                 return client
             self._drop_waiting(client, Outcome.LEFT, f"client went away: {os.strerror(error)}")
         return None
 
     def _job_finished(self, client: Client) -> None:
+        """Account the job and start the next one. Called as the job's last step, so the next
+        job starts without another turn of the event loop, and by the task's done callback,
+        which matters only for a job cancelled before it ever ran."""
+        if self.active is not client:
+            return  # already finished
         if not client.job.outcome.finished:  # cancelled before it ever ran
             _abort_connection(client.sock)
             client.job.finish(*self._stop_reason)
@@ -440,6 +452,7 @@ class PrintServer:
             log.log(level, "%s: job %d from %s %s: %d bytes in, %d bytes out%s", self.name,
                     job.id, job.client, outcome, job.bytes_in, job.bytes_out,
                     f" ({error})" if error else "")
+            self._job_finished(client)
 
     async def _transfer(self, client: Client, channel: Channel, spec: ServerSpec) -> None:
         back: asyncio.Task[None] | None = None

@@ -699,6 +699,8 @@ class PyUciStore:
                  savedir: str | None = None) -> None:
         import uci as pyuci  # only on OpenWrt (python3-uci); ImportError elsewhere
 
+        if not hasattr(pyuci, "Uci"):  # PyPI's unrelated 'uci' package takes the same name
+            raise ImportError(f"module 'uci' ({getattr(pyuci, '__file__', '?')}) is not pyuci")
         self._uci = pyuci
         self.package = package
         self.confdir = confdir

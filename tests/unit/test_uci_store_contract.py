@@ -499,7 +499,9 @@ def test_open_store_falls_back_to_the_etc_config_file_without_pyuci(
 def test_open_store_prefers_libuci_when_pyuci_imports(monkeypatch: pytest.MonkeyPatch) -> None:
     # Only the choice is tested here; the module is a placeholder, PyUciStore's behaviour is
     # covered by the contract tests above where pyuci is really installed.
-    monkeypatch.setitem(sys.modules, "uci", types.ModuleType("uci"))
+    placeholder = types.ModuleType("uci")
+    placeholder.Uci = object  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "uci", placeholder)
     store = open_store(None)
     assert isinstance(store, PyUciStore)
     assert store.package == "usbprintd" and store.description == "UCI package 'usbprintd'"
@@ -511,3 +513,10 @@ def test_pyuci_is_imported_only_when_the_libuci_store_is_made(
     assert FileStore("/tmp/x").description == "file /tmp/x"  # no pyuci needed for the rest
     with pytest.raises(ImportError):
         PyUciStore()
+
+
+def test_open_store_ignores_an_unrelated_module_named_uci(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "uci", types.ModuleType("uci"))  # no Uci class in it
+    store = open_store(None)
+    assert isinstance(store, FileStore) and store.path == DEFAULT_CONFIG_PATH
