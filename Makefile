@@ -6,9 +6,10 @@ PY       := $(VENV)/bin/python
 PIP      := $(VENV)/bin/pip
 # The .ipk is built from the project's wheel by Debian's python3 (no virtualenv needed).
 APT_IPK  := python3-setuptools python3-wheel
-APT_TEST := netcat-openbsd cups qemu-system-x86 busybox-static p910nd shellcheck chromium \
-            avahi-utils avahi-daemon dbus-daemon iproute2 socat kmod libusb-1.0-0 python3-venv procps \
-            $(APT_IPK)
+APT_BENCH := p910nd procps iproute2
+APT_TEST := netcat-openbsd cups qemu-system-x86 busybox-static shellcheck chromium \
+            avahi-utils avahi-daemon dbus-daemon socat kmod libusb-1.0-0 python3-venv \
+            $(APT_BENCH) $(APT_IPK)
 
 .PHONY: run test test-deps venv lint unit integration e2e browser fuzz bench ipk clean
 
@@ -42,16 +43,16 @@ test: test-deps venv
 	USBPRINTD_NETWORK_TESTS=1 $(PY) -m pytest -q tests/unit tests/integration
 	$(MAKE) e2e browser
 
-unit: venv
+unit: test-deps venv
 	$(PY) -m pytest -q tests/unit
 
-integration: venv
+integration: test-deps venv
 	$(PY) -m pytest -q tests/integration
 
 e2e: test-deps venv
 	$(PY) -m pytest -q tests/e2e
 
-browser: venv
+browser: test-deps venv
 	$(PY) -m pytest -q tests/browser
 
 lint: venv
@@ -65,7 +66,8 @@ fuzz: venv
 	$(PY) tests/fuzz/run.py --seconds $(FUZZ_SECONDS) $(FUZZ_ARGS)
 
 # make bench BENCH_ARGS=--quick for a 1-2 minute smoke run; bench/run.py --help lists the knobs.
-bench: test-deps venv
+bench: venv
+	$(call apt_ensure,$(APT_BENCH))
 	@$(PY) -c 'import matplotlib' 2>/dev/null || $(PIP) install -q -e '.[bench]'
 	$(PY) bench/run.py $(BENCH_ARGS)
 

@@ -107,6 +107,7 @@ def test_changes_without_the_csrf_token_are_forbidden(web):
     other_site = client.post("/api/printers/virtual", {"name": "x"},
                              headers={"Origin": "http://evil.example"})
     assert other_site.status == 403
+    assert other_site.json["error"] == "request from another site refused"
     assert client.get("/api/printers/virtual").json["printer"]["name"] == "virtual"
     assert client.post("/api/printers/virtual", {"name": "Renamed"}).status == 200
 

@@ -274,7 +274,9 @@ class WebApp:
                 return api_error(401, "login required")
             if request.method not in SAFE_METHODS:
                 token = request.get_header(CSRF_HEADER) or self._form_token()
-                if not self._same_origin() or not self.gate.csrf_valid(session, token):
+                if not self._same_origin():
+                    return api_error(403, "request from another site refused")
+                if not self.gate.csrf_valid(session, token):
                     return api_error(403, "missing or wrong CSRF token; reload the page")
                 if changes and not session.can_write:
                     return api_error(403, "this account may look but not change anything")
