@@ -44,6 +44,7 @@ LABELS = {
     "firmware_to_serving": "USB plug → port serving, firmware printer",
     "firmware_upload_to_serving": ("Firmware upload start (first byte at the printer) → port "
                                    "serving"),
+    "rss_idle_usb_web": "RSS idle, USB + web on, mDNS left to umdns (real kernel)",
     "rss_idle_usb_web_mdns": "RSS idle, USB + web + mDNS on (real kernel)",
 }
 UNITS = {"_ms": "ms", "_s": "s", "_mib": "MiB"}
