@@ -11,7 +11,7 @@ APT_TEST := netcat-openbsd cups qemu-system-x86 busybox-static shellcheck chromi
             avahi-utils avahi-daemon dbus-daemon socat kmod libusb-1.0-0 python3-venv \
             $(APT_BENCH) $(APT_IPK)
 
-.PHONY: run test test-deps venv lint unit integration e2e browser fuzz bench ipk clean
+.PHONY: run test test-deps venv lint unit integration e2e browser fuzz bench ipk clean test-py313
 
 $(VENV)/.installed: pyproject.toml
 	@$(PYTHON) -m venv --help >/dev/null 2>&1 && $(PYTHON) -c 'import ensurepip' 2>/dev/null || \
@@ -64,6 +64,12 @@ FUZZ_SECONDS ?= 60
 fuzz: venv
 	@$(PY) -c 'import atheris' 2>/dev/null || $(PIP) install -q 'atheris>=2.3'
 	$(PY) tests/fuzz/run.py --seconds $(FUZZ_SECONDS) $(FUZZ_ARGS)
+
+# Optional, not part of `make test`: the unit and integration layers on Python 3.13, the
+# interpreter of OpenWrt 25.12, in a Debian 13 chroot bootstrapped once (root; a few minutes).
+test-py313:
+	$(call apt_ensure,debootstrap)
+	bash tests/python313/run.sh $(PYTEST_ARGS)
 
 # make bench BENCH_ARGS=--quick for a 1-2 minute smoke run; bench/run.py --help lists the knobs.
 bench: venv
